@@ -1,0 +1,21 @@
+"""Pure decisions: no I/O, no event loop, no clock reads.
+
+A policy is a frozen value plus a function from facts (time included) to a decision,
+so it is trivially testable and property-testable.
+"""
+
+from policies._errors import GarrisonError
+from policies._restart import Backoff, RestartPolicy
+from policies._retention import RetentionCutoffs, RetentionPolicy
+from policies._retry import FailureKind, RetryDecision, RetryPolicy
+
+__all__ = [
+    "Backoff",
+    "FailureKind",
+    "GarrisonError",
+    "RestartPolicy",
+    "RetentionCutoffs",
+    "RetentionPolicy",
+    "RetryDecision",
+    "RetryPolicy",
+]

@@ -1,0 +1,25 @@
+"""The ``garrison`` command: its sub-commands, registered in one place."""
+
+from __future__ import annotations
+
+import typer
+
+from runtime.cli import _dlq
+from runtime.cli._demo import demo
+from runtime.cli._enqueue import enqueue
+from runtime.cli._metrics import events, queue_metrics
+from runtime.cli._work import work
+
+app = typer.Typer(
+    name="garrison",
+    help="Garrison: supervised workers over a durable queue.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(enqueue)
+app.command()(work)
+app.command()(demo)
+app.command("queue-metrics")(queue_metrics)
+app.command()(events)
+app.add_typer(_dlq.app, name="dlq")

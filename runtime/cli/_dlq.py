@@ -1,0 +1,153 @@
+"""``garrison dlq``: list, get, replay, archive and purge dead letters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from runtime.cli._common import (
+    DbOption,
+    FormatOption,
+    QueueOption,
+    check_format,
+    db_path,
+    iso,
+    print_json,
+    run_async,
+)
+from runtime.store import DeadLetter, DeadReason, StoreConfig, open_store
+from runtime.time_parse import parse_since
+
+app = typer.Typer(help="Inspect and act on dead letters.", no_args_is_help=True)
+
+ReasonOption = Annotated[
+    DeadReason | None, typer.Option("--reason", help="Only this reason class.")
+]
+
+
+def _table(letters: list[DeadLetter]) -> None:
+    table = Table(title=f"{len(letters)} dead letter(s)")
+    for column in ("id", "topic", "key", "reason", "attempts", "dead at", "replays", "error"):
+        table.add_column(column)
+    for d in letters:
+        table.add_row(
+            d.item_id,
+            d.topic,
+            d.key or "",
+            d.reason.value,
+            f"{d.attempts}/{d.max_attempts}",
+            iso(d.dead_at) or "",
+            str(d.replay_count),
+            (d.error or "")[:60],
+        )
+    Console().print(table)
+
+
+@app.command("list")
+def list_(
+    db: DbOption = None,
+    topic: Annotated[str | None, typer.Option(help="Only this topic.")] = None,
+    reason: ReasonOption = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only dead letters newer than this (e.g. 3600, 2h).")
+    ] = None,
+    archived: Annotated[bool, typer.Option("--archived", help="Include archived.")] = False,
+    limit: Annotated[int, typer.Option(help="Most rows shown.", min=1)] = 1000,
+    queue: QueueOption = "default",
+    fmt: FormatOption = "table",
+) -> None:
+    """List dead letters, oldest first."""
+    out = check_format(fmt)
+
+    async def body() -> list[DeadLetter]:
+        async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
+            start = None if since is None else store.now() - parse_since(since)
+            return await store.dead_letters(
+                topic=topic, reason=reason, since=start, include_archived=archived, limit=limit
+            )
+
+    letters = run_async(body)
+    if out == "json":
+        print_json(letters)
+    else:
+        _table(letters)
+
+
+@app.command()
+def get(
+    item_id: Annotated[str, typer.Argument(help="Dead letter (item) id.")],
+    db: DbOption = None,
+    queue: QueueOption = "default",
+    fmt: FormatOption = "json",
+) -> None:
+    """Show one dead letter with its error and traceback."""
+    out = check_format(fmt)
+
+    async def body() -> DeadLetter:
+        async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
+            return await store.get_dead_letter(item_id)
+
+    letter = run_async(body)
+    if out == "json":
+        print_json(letter)
+    else:
+        _table([letter])
+        if letter.traceback:
+            typer.echo(letter.traceback)
+
+
+@app.command()
+def replay(
+    item_id: Annotated[str, typer.Argument(help="Dead letter (item) id.")],
+    db: DbOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replay even if it was replayed before.")
+    ] = False,
+    queue: QueueOption = "default",
+) -> None:
+    """Enqueue a dead letter again as a new linked item; prints the new id."""
+
+    async def body() -> str:
+        async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
+            return await store.replay(item_id, force=force)
+
+    typer.echo(run_async(body))
+
+
+@app.command()
+def archive(
+    item_id: Annotated[str, typer.Argument(help="Dead letter (item) id.")],
+    db: DbOption = None,
+    queue: QueueOption = "default",
+) -> None:
+    """Archive a dead letter (kept until purged)."""
+
+    async def body() -> None:
+        async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
+            await store.archive(item_id)
+
+    run_async(body)
+    typer.echo(f"archived {item_id}")
+
+
+@app.command()
+def purge(
+    db: DbOption = None,
+    older_than: Annotated[
+        str, typer.Option(help="Only those archived longer ago than this (e.g. 86400, 7d).")
+    ] = "0",
+    include_live: Annotated[
+        bool, typer.Option("--include-live", help="Also purge dead letters not archived.")
+    ] = False,
+    queue: QueueOption = "default",
+) -> None:
+    """Delete archived dead letters older than --older-than; prints the count."""
+    async def body() -> int:
+        age = parse_since(older_than, allow_zero=True)
+        async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
+            return await store.purge_dead_letters(age, include_live=include_live)
+
+    typer.echo(f"purged {run_async(body)}")

@@ -1,0 +1,76 @@
+"""``garrison work``: run a handler on leased items until stopped or drained."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from runtime.cli._common import DbOption, QueueOption, db_path, friendly_errors, run_async
+from runtime.store import StoreConfig, Synchronous, open_store
+from runtime.worker import Worker, load_handler, run_until_signalled, worker_config
+
+
+def work(
+    handler: Annotated[str, typer.Option(help="MODULE:FUNC called with each WorkItem.")],
+    db: DbOption = None,
+    concurrency: Annotated[int, typer.Option(help="Items handled at once.")] = 8,
+    lease_seconds: Annotated[float, typer.Option(help="Lease length in seconds.")] = 30.0,
+    lease_batch: Annotated[int, typer.Option(help="Most items per lease call.")] = 64,
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Exit 0 once every item is finished.")
+    ] = False,
+    handler_timeout: Annotated[
+        float | None, typer.Option(help="Seconds before a handler call fails as a timeout.")
+    ] = None,
+    shutdown_timeout: Annotated[
+        float, typer.Option(help="Seconds in-flight items get to finish after a signal.")
+    ] = 30.0,
+    poll_interval: Annotated[float, typer.Option(help="Idle wait between lease calls.")] = 0.2,
+    topic: Annotated[
+        list[str] | None, typer.Option("--topic", help="Only these topics (repeatable).")
+    ] = None,
+    max_attempts: Annotated[
+        int, typer.Option(help="Default attempts for items that do not set theirs.", min=1, max=1000)
+    ] = 5,
+    synchronous: Annotated[
+        Synchronous, typer.Option(help="SQLite synchronous level.")
+    ] = Synchronous.NORMAL,
+    queue: QueueOption = "default",
+) -> None:
+    """Run HANDLER on leased items. SIGINT/SIGTERM stop leasing and let in-flight items
+    finish (up to --shutdown-timeout); a second signal stops at once.
+
+    Exit codes: 0 done (or drained), 3 shutdown deadline passed, 130 forced stop.
+    """
+    from policies import RetryPolicy
+
+    if str(handler).strip() == "":
+        raise typer.BadParameter("--handler is required")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    with friendly_errors():
+        fn = load_handler(handler)
+        config = worker_config(
+            concurrency=concurrency,
+            lease_s=lease_seconds,
+            lease_batch=lease_batch,
+            poll_interval_s=poll_interval,
+            handler_timeout_s=handler_timeout,
+            shutdown_timeout_s=shutdown_timeout,
+            drain=drain,
+            topics=tuple(topic) if topic else None,
+        )
+        store_config = StoreConfig(
+            queue=queue,
+            synchronous=synchronous,
+            retry=RetryPolicy(max_attempts=max_attempts),
+        )
+
+    async def body() -> int:
+        async with open_store(db_path(db), store_config) as store:
+            return await run_until_signalled(Worker(store, fn, config))
+
+    code = run_async(body)
+    raise typer.Exit(code)

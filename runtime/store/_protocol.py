@@ -1,0 +1,129 @@
+"""The ``Store`` protocol every backend implements (SQLite now, PostgreSQL later).
+
+The store conformance suite in ``tests/runtime/store`` is written against this protocol
+and parametrised over backends, so a new backend proves itself by passing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from policies import RetentionPolicy
+from runtime._errors import ItemNotFound, StaleLease
+from runtime.store._envelope import DeadLetter, DeadReason, Failure, ItemState, NewItem, WorkItem
+from runtime.store._queries import AuditEvent, PurgeResult, QueueMetrics
+from runtime.store._transitions import EnqueueResult, FailOutcome
+
+
+class Store(Protocol):
+    """A durable queue with leases, retries, dead letters and an audit trail."""
+
+    def now(self) -> float:
+        """The store's clock (seconds since the epoch)."""
+
+    async def enqueue(self, item: NewItem) -> EnqueueResult:
+        """Add one item (idempotent by key)."""
+
+    async def enqueue_many(self, items: Sequence[NewItem]) -> list[EnqueueResult]:
+        """Add many items atomically."""
+
+    async def lease(
+        self,
+        owner: str,
+        n: int = 1,
+        lease_s: float = 30.0,
+        topics: Sequence[str] | None = None,
+    ) -> list[WorkItem]:
+        """Lease up to ``n`` ready items, priority first then sequence."""
+
+    async def heartbeat(self, item_id: str, token: str, lease_s: float = 30.0) -> float:
+        """Extend a lease."""
+
+    async def ack(self, item_id: str, token: str) -> None:
+        """Mark succeeded."""
+
+    async def ack_many(
+        self, leases: Sequence[tuple[str, str]]
+    ) -> list[StaleLease | ItemNotFound | None]:
+        """Mark many succeeded; per-lease outcome."""
+
+    async def fail(self, item_id: str, token: str, failure: Failure) -> FailOutcome:
+        """Record a failed attempt."""
+
+    async def dead_letter(self, item_id: str, reason: DeadReason, error: str) -> None:
+        """Dead-letter an unfinished item at once."""
+
+    async def reclaim_expired(self, limit: int | None = None) -> int:
+        """Reclaim expired leases."""
+
+    async def dead_letters(
+        self,
+        *,
+        topic: str | None = None,
+        reason: DeadReason | str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        include_archived: bool = False,
+        limit: int | None = None,
+    ) -> list[DeadLetter]:
+        """List dead letters."""
+
+    async def get_dead_letter(self, item_id: str) -> DeadLetter:
+        """One dead letter."""
+
+    async def replay(self, item_id: str, *, force: bool = False) -> str:
+        """Replay a dead letter once (or again with ``force``)."""
+
+    async def archive(self, item_id: str) -> None:
+        """Archive a dead letter."""
+
+    async def purge_dead_letters(
+        self, older_than_s: float = 0.0, *, include_live: bool = False
+    ) -> int:
+        """Delete old dead letters."""
+
+    async def purge(
+        self, policy: RetentionPolicy | None = None, *, dry_run: bool = False
+    ) -> PurgeResult:
+        """Retention purge."""
+
+    async def get(self, item_id: str) -> WorkItem:
+        """One item."""
+
+    async def items(
+        self, state: ItemState | None = None, *, limit: int | None = None
+    ) -> list[WorkItem]:
+        """Items, bounded."""
+
+    async def metrics(self, since_s: float = 60.0) -> QueueMetrics:
+        """Queue figures over a window."""
+
+    async def events(
+        self,
+        *,
+        item_id: str | None = None,
+        topic: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        """The audit trail."""
+
+    async def record_event(self, kind: str, detail: dict[str, object]) -> None:
+        """Audit a runtime event."""
+
+    async def record_effect(self, effect_key: str, item_id: str) -> bool:
+        """Effects ledger: record."""
+
+    async def has_effect(self, effect_key: str) -> bool:
+        """Effects ledger: look up."""
+
+    async def save_checkpoint(self, name: str, state: bytes) -> None:
+        """Save an actor snapshot."""
+
+    async def load_checkpoint(self, name: str) -> bytes | None:
+        """Load an actor snapshot."""
+
+    async def aclose(self) -> None:
+        """Release the backend."""

@@ -1,0 +1,253 @@
+"""Read-only queries: items, dead letters, audit events and queue metrics.
+
+They run on read connections, which in WAL mode see the last committed state and never
+wait for the writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import msgspec
+
+from policies import RetentionCutoffs
+from runtime._errors import ItemNotFound
+from runtime.store._envelope import DeadLetter, ItemState, WorkItem
+from runtime.store._rows import (
+    DEAD_LETTER_COLUMNS,
+    ITEM_COLUMNS,
+    dead_letter_from_row,
+    item_from_row,
+)
+
+
+class AuditEvent(msgspec.Struct, frozen=True):
+    """One row of the audit trail."""
+
+    id: int
+    at: float
+    kind: str
+    queue: str
+    item_id: str | None
+    topic: str | None
+    from_state: str | None
+    to_state: str | None
+    attempt: int | None
+    max_attempts: int | None
+    error: str | None
+    detail: str | None
+
+
+class PurgeResult(msgspec.Struct, frozen=True):
+    """Rows removed by a retention purge (or that would be, on a dry run)."""
+
+    succeeded: int
+    dead_letters: int
+    audit: int
+    dry_run: bool = False
+
+
+class QueueMetrics(msgspec.Struct, frozen=True):
+    """Queue figures over a window of ``since_s`` seconds ending at ``now``.
+
+    ``depth`` counts every state (current, not windowed); rates and counts are windowed.
+    """
+
+    queue: str
+    now: float
+    since_s: float
+    depth: dict[str, int]
+    enqueued: int
+    succeeded: int
+    throughput_per_min: float
+    avg_queue_latency_s: float | None
+    lease_contention: int
+    retries: int
+    dead_letters: int
+    lease_expirations: int
+    last_success: dict[str, float]
+
+
+def get_item(conn: sqlite3.Connection, item_id: str) -> WorkItem:
+    """The item with ``item_id``."""
+    row = conn.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchone()
+    if row is None:
+        raise ItemNotFound(f"no work item with id {item_id!r}")
+    return item_from_row(row)
+
+
+def list_items(
+    conn: sqlite3.Connection, queue: str, state: ItemState | None, limit: int
+) -> list[WorkItem]:
+    """Items of a queue in sequence order, optionally of one state."""
+    if state is None:
+        rows = conn.execute(
+            f"SELECT {ITEM_COLUMNS} FROM items WHERE queue = ? ORDER BY seq LIMIT ?",
+            (queue, limit),
+        )
+    else:
+        rows = conn.execute(
+            f"SELECT {ITEM_COLUMNS} FROM items WHERE queue = ? AND state = ? ORDER BY seq LIMIT ?",
+            (queue, state.value, limit),
+        )
+    return [item_from_row(r) for r in rows]
+
+
+def get_dead_letter(conn: sqlite3.Connection, item_id: str) -> DeadLetter:
+    """The dead letter of item ``item_id``."""
+    row = conn.execute(
+        f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters d JOIN items i ON i.id = d.item_id "
+        "WHERE d.item_id = ?",
+        (item_id,),
+    ).fetchone()
+    if row is None:
+        raise ItemNotFound(f"no dead letter with id {item_id!r}")
+    return dead_letter_from_row(row)
+
+
+def list_dead_letters(
+    conn: sqlite3.Connection,
+    queue: str,
+    *,
+    topic: str | None,
+    reason: str | None,
+    since: float | None,
+    until: float | None,
+    include_archived: bool,
+    limit: int,
+) -> list[DeadLetter]:
+    """Dead letters, oldest first, filtered by topic, reason and time."""
+    clauses = ["d.queue = ?"]
+    params: list[object] = [queue]
+    if not include_archived:
+        clauses.append("i.state = 'dead_lettered'")
+    for clause, value in (
+        ("i.topic = ?", topic),
+        ("d.reason = ?", reason),
+        ("d.dead_at >= ?", since),
+        ("d.dead_at < ?", until),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    params.append(limit)
+    rows = conn.execute(
+        f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters d JOIN items i ON i.id = d.item_id "
+        f"WHERE {' AND '.join(clauses)} ORDER BY d.dead_at, i.seq LIMIT ?",
+        params,
+    )
+    return [dead_letter_from_row(r) for r in rows]
+
+
+def list_events(
+    conn: sqlite3.Connection,
+    *,
+    item_id: str | None,
+    topic: str | None,
+    kind: str | None,
+    since: float | None,
+    limit: int,
+) -> list[AuditEvent]:
+    """Audit rows, oldest first, filtered."""
+    clauses: list[str] = []
+    params: list[object] = []
+    for clause, value in (
+        ("item_id = ?", item_id),
+        ("topic = ?", topic),
+        ("kind = ?", kind),
+        ("at >= ?", since),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+    params.append(limit)
+    rows = conn.execute(
+        "SELECT id, at, kind, queue, item_id, topic, from_state, to_state, attempt, "
+        f"max_attempts, error, detail FROM audit {where}ORDER BY id LIMIT ?",
+        params,
+    )
+    return [AuditEvent(*r) for r in rows]
+
+
+def queue_metrics(
+    conn: sqlite3.Connection, queue: str, now: float, since_s: float
+) -> QueueMetrics:
+    """Depth by state and windowed rates for a queue."""
+    start = now - since_s
+    depth = {state.value: 0 for state in ItemState}
+    for state, count in conn.execute(
+        "SELECT state, count(*) FROM items WHERE queue = ? GROUP BY state", (queue,)
+    ):
+        depth[state] = count
+    counts = {
+        kind: (count, avg)
+        for kind, count, avg in conn.execute(
+            "SELECT kind, count(*), avg(wait_s) FROM audit WHERE at >= ? AND at <= ? "
+            "AND queue = ? AND kind IN ('enqueued', 'leased', 'succeeded', 'retry_scheduled', "
+            "'dead_lettered', 'lease_expired') GROUP BY kind",
+            (start, now, queue),
+        )
+    }
+    contention = conn.execute(
+        "SELECT coalesce(sum(json_extract(detail, '$.waits')), 0) FROM audit "
+        "WHERE kind = 'contention' AND at >= ? AND at <= ? AND queue = ?",
+        (start, now, queue),
+    ).fetchone()[0]
+    last_success = {
+        topic: at
+        for topic, at in conn.execute(
+            "SELECT topic, max(finished_at) FROM items WHERE queue = ? AND state = 'succeeded' "
+            "GROUP BY topic",
+            (queue,),
+        )
+    }
+    succeeded = counts.get("succeeded", (0, None))[0]
+    return QueueMetrics(
+        queue=queue,
+        now=now,
+        since_s=since_s,
+        depth=depth,
+        enqueued=counts.get("enqueued", (0, None))[0],
+        succeeded=succeeded,
+        throughput_per_min=succeeded * 60.0 / since_s if since_s > 0 else 0.0,
+        avg_queue_latency_s=counts.get("leased", (0, None))[1],
+        lease_contention=int(contention),
+        retries=counts.get("retry_scheduled", (0, None))[0],
+        dead_letters=counts.get("dead_lettered", (0, None))[0],
+        lease_expirations=counts.get("lease_expired", (0, None))[0],
+        last_success=last_success,
+    )
+
+
+def retention_counts(conn: sqlite3.Connection, queue: str, cut: RetentionCutoffs) -> PurgeResult:
+    """What a retention purge with these cut-offs would remove (a dry run)."""
+
+    def count(sql: str, *params: object) -> int:
+        return int(conn.execute(sql, params).fetchone()[0])
+
+    succeeded = dead = audit = 0
+    if cut.succeeded_before is not None:
+        succeeded = count(
+            "SELECT count(*) FROM items WHERE queue = ? AND state = 'succeeded' "
+            "AND finished_at < ?",
+            queue,
+            cut.succeeded_before,
+        )
+    if cut.archived_before is not None:
+        dead = count(
+            "SELECT count(*) FROM dead_letters d JOIN items i ON i.id = d.item_id "
+            "WHERE d.queue = ? AND i.state = 'archived' AND d.archived_at < ?",
+            queue,
+            cut.archived_before,
+        )
+    if cut.dead_letters_before is not None:
+        dead += count(
+            "SELECT count(*) FROM dead_letters d JOIN items i ON i.id = d.item_id "
+            "WHERE d.queue = ? AND i.state = 'dead_lettered' AND d.dead_at < ?",
+            queue,
+            cut.dead_letters_before,
+        )
+    if cut.audit_before is not None:
+        audit = count("SELECT count(*) FROM audit WHERE at < ?", cut.audit_before)
+    return PurgeResult(succeeded=succeeded, dead_letters=dead, audit=audit, dry_run=True)

@@ -1,0 +1,513 @@
+"""The embedded SQLite backend of the durable queue."""
+
+from __future__ import annotations
+
+import functools
+import queue
+import random
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from os import PathLike
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+import msgspec
+
+from policies import RetentionPolicy
+from runtime._errors import ItemNotFound, StaleLease, StoreUnavailable, ValidationFailed
+from runtime.store import _queries as q
+from runtime.store import _transitions as tx
+from runtime.store._bridge import wait_future
+from runtime.store._config import StoreConfig
+from runtime.store._envelope import (
+    DeadLetter,
+    DeadReason,
+    Failure,
+    ItemState,
+    NewItem,
+    WorkItem,
+    validate_new_item,
+)
+from runtime.store._sqlite_errors import translate
+from runtime.store._sqlite_open import check_path, connect, prepare
+from runtime.store._writer import GroupCommitWriter, WriterStatistics, WriteFn
+
+T = TypeVar("T")
+
+
+class StoreStatistics(msgspec.Struct, frozen=True):
+    """A snapshot of a store handle."""
+
+    path: str
+    queue: str
+    synchronous: str
+    writer: WriterStatistics
+    schema_version_found: int
+
+
+class SQLiteStore:
+    """A durable queue in one SQLite file (WAL), shared safely by many processes.
+
+    Writes go through one group-commit writer thread; reads use their own connections
+    and never wait for it. Open with :func:`open_store` (async) or :meth:`open` (sync).
+
+    Every method is async, cancellation-safe and never blocks the event loop. A write
+    that has been handed to the writer completes even if the caller is cancelled
+    (cancellation is delivered afterwards), so no write is ever half done.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        config: StoreConfig,
+        *,
+        clock: Callable[[], float],
+        rand: Callable[[], float],
+        found_version: int,
+    ) -> None:
+        self.path = path
+        self.config = config
+        self._clock = clock
+        self._rand = rand
+        self._found_version = found_version
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._reader_count = 0
+        self._read_limiter = anyio.CapacityLimiter(config.readers)
+        self._writer = GroupCommitWriter(
+            connect(path, config, writer=True),
+            clock=clock,
+            max_batch=config.max_batch,
+            max_pending=config.max_pending,
+            busy_timeout_s=config.busy_timeout_s,
+            on_contention=functools.partial(_contention, queue=config.queue),
+        )
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        path: str | PathLike[str],
+        config: StoreConfig | None = None,
+        *,
+        create: bool = True,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> SQLiteStore:
+        """Open (and by default create) the database at ``path``; blocking.
+
+        Expired leases are reclaimed on opening, so a restarted worker's items run again.
+
+        Raises:
+            StoreUnavailable: the path cannot hold a database, or it does not exist and
+                ``create`` is False.
+            NotADatabase: the file is not a (Garrison) SQLite database, or is corrupt.
+            SchemaTooNew: the database was written by a newer Garrison.
+        """
+        config = config or StoreConfig()
+        db = Path(path)
+        check_path(db, create=create)
+        found = prepare(db, config)
+        store = cls(db, config, clock=clock, rand=rand, found_version=found)
+        try:
+            store._writer.submit(
+                lambda c, now: tx.reclaim_expired(c, now, config.queue, 1_000_000)
+            ).result()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        """Commit what is queued and close every connection. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        while True:
+            try:
+                self._readers.get_nowait().close()
+            except queue.Empty:
+                break
+
+    async def aclose(self) -> None:
+        """Close without blocking the event loop."""
+        await anyio.to_thread.run_sync(self.close)
+
+    def now(self) -> float:
+        """The store's clock: wall time, unless a test injected another."""
+        return self._clock()
+
+    def statistics(self) -> StoreStatistics:
+        """Counters of this handle."""
+        return StoreStatistics(
+            path=str(self.path),
+            queue=self.config.queue,
+            synchronous=self.config.synchronous.value,
+            writer=self._writer.statistics(),
+            schema_version_found=self._found_version,
+        )
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _write(self, fn: WriteFn[T]) -> T:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        try:
+            future = self._writer.submit(fn, block=False)
+        except queue.Full:
+            # Backpressure: wait in a worker thread for room rather than grow the queue.
+            future = await anyio.to_thread.run_sync(self._writer.submit, fn)
+        return await wait_future(future)
+
+    def _read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            conn = connect(self.path, self.config, writer=False)
+        try:
+            return fn(conn)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        finally:
+            self._readers.put(conn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        return await anyio.to_thread.run_sync(self._read_sync, fn, limiter=self._read_limiter)
+
+    # -- intake ------------------------------------------------------------------------
+
+    async def enqueue(self, item: NewItem) -> tx.EnqueueResult:
+        """Add one item; an already known idempotency key returns the existing id.
+
+        Raises:
+            ValidationFailed: (and subclasses) the item was refused; nothing was written.
+        """
+        return (await self.enqueue_many([item]))[0]
+
+    async def enqueue_many(self, items: Sequence[NewItem]) -> list[tx.EnqueueResult]:
+        """Add many items in one transaction: all of them, or (on a refusal) none.
+
+        Raises:
+            ValidationFailed: an item was refused (its index is in the message).
+        """
+        checked: list[tuple[NewItem, str]] = []
+        for index, item in enumerate(items):
+            try:
+                checked.append((item, validate_new_item(item, max_payload_bytes=self._limit)))
+            except ValidationFailed as exc:
+                if len(items) > 1:
+                    exc.args = (f"item {index}: {exc.args[0]}",)
+                raise
+        if not checked:
+            return []
+        queue_name, attempts = self.config.queue, self.config.retry.max_attempts
+        return await self._write(
+            lambda c, now: tx.enqueue_many(c, now, queue_name, checked, attempts)
+        )
+
+    @property
+    def _limit(self) -> int:
+        return self.config.max_payload_bytes
+
+    # -- the lease cycle ---------------------------------------------------------------
+
+    async def lease(
+        self,
+        owner: str,
+        n: int = 1,
+        lease_s: float = 30.0,
+        topics: Sequence[str] | None = None,
+    ) -> list[WorkItem]:
+        """Lease up to ``n`` ready items for ``lease_s`` seconds (fewer if fewer are ready).
+
+        Each carries a fresh ``lease_token`` that heartbeat, ack and fail must present.
+
+        Raises:
+            ValidationFailed: ``n`` or ``lease_s`` outside the configured bounds.
+        """
+        if not 1 <= n <= self.config.max_lease_batch:
+            raise ValidationFailed(
+                f"n must be within [1, {self.config.max_lease_batch}]", field="n"
+            )
+        if not 0 < lease_s <= self.config.max_lease_s:
+            raise ValidationFailed(
+                f"lease_s must be within (0, {self.config.max_lease_s:g}]", field="lease_s"
+            )
+        queue_name, reclaim = self.config.queue, self.config.max_lease_batch
+        picked = list(topics) if topics else None
+        return await self._write(
+            lambda c, now: tx.lease(c, now, queue_name, owner, n, lease_s, picked, reclaim)
+        )
+
+    async def heartbeat(self, item_id: str, token: str, lease_s: float = 30.0) -> float:
+        """Extend a lease by ``lease_s`` from now; return the new expiry.
+
+        Raises:
+            StaleLease: the token is not the item's current lease.
+        """
+        if not 0 < lease_s <= self.config.max_lease_s:
+            raise ValidationFailed("lease_s out of bounds", field="lease_s")
+        return await self._write(lambda c, now: tx.heartbeat(c, now, item_id, token, lease_s))
+
+    async def ack(self, item_id: str, token: str) -> None:
+        """Mark a leased item succeeded.
+
+        Raises:
+            StaleLease: the lease expired and the item was reclaimed or leased again.
+            ItemNotFound: no such item.
+        """
+        await self._write(lambda c, now: tx.ack(c, now, item_id, token))
+
+    async def ack_many(
+        self, leases: Sequence[tuple[str, str]]
+    ) -> list[StaleLease | ItemNotFound | None]:
+        """Acknowledge many ``(item_id, token)`` leases in one transaction.
+
+        Returns one entry per lease: None when acknowledged, else the error that refused it
+        (a stale lease does not stop the others).
+        """
+        batch = list(leases)
+        if not batch:
+            return []
+        return await self._write(lambda c, now: tx.ack_many(c, now, batch))
+
+    async def fail(self, item_id: str, token: str, failure: Failure) -> tx.FailOutcome:
+        """Record a failed attempt; the retry policy decides retry or dead letter.
+
+        Raises:
+            StaleLease: the lease is no longer this caller's.
+        """
+        policy, rand = self.config.retry, self._rand()
+        return await self._write(
+            lambda c, now: tx.fail(c, now, item_id, token, failure, policy, rand)
+        )
+
+    async def dead_letter(self, item_id: str, reason: DeadReason, error: str) -> None:
+        """Dead-letter a waiting or leased item at once (shedding, validation).
+
+        Raises:
+            InvalidTransition: the item is already finished.
+        """
+        await self._write(lambda c, now: tx.dead_letter_now(c, now, item_id, reason, error))
+
+    async def reclaim_expired(self, limit: int | None = None) -> int:
+        """Return expired leases to the queue (or dead-letter them); return how many."""
+        queue_name, cap = self.config.queue, limit or self.config.max_lease_batch
+        return await self._write(lambda c, now: tx.reclaim_expired(c, now, queue_name, cap))
+
+    # -- dead letters ------------------------------------------------------------------
+
+    async def dead_letters(
+        self,
+        *,
+        topic: str | None = None,
+        reason: DeadReason | str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        include_archived: bool = False,
+        limit: int | None = None,
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first (at most ``limit`` or the configured list limit)."""
+        queue_name, cap = self.config.queue, self._cap(limit)
+        why = None if reason is None else DeadReason(reason).value
+        return await self._read(
+            lambda c: q.list_dead_letters(
+                c,
+                queue_name,
+                topic=topic,
+                reason=why,
+                since=since,
+                until=until,
+                include_archived=include_archived,
+                limit=cap,
+            )
+        )
+
+    async def get_dead_letter(self, item_id: str) -> DeadLetter:
+        """One dead letter. Raises ItemNotFound."""
+        return await self._read(lambda c: q.get_dead_letter(c, item_id))
+
+    async def replay(self, item_id: str, *, force: bool = False) -> str:
+        """Enqueue a dead letter again as a new linked item; return the new id.
+
+        Raises:
+            ReplayRefused: it was replayed before and ``force`` is False.
+            InvalidTransition: it is archived.
+            ItemNotFound: no such dead letter.
+        """
+        attempts = self.config.retry.max_attempts
+        return await self._write(lambda c, now: tx.replay(c, now, item_id, force, attempts))
+
+    async def archive(self, item_id: str) -> None:
+        """Archive a dead letter. Raises ItemNotFound or InvalidTransition."""
+        await self._write(lambda c, now: tx.archive(c, now, item_id))
+
+    async def purge_dead_letters(
+        self, older_than_s: float = 0.0, *, include_live: bool = False
+    ) -> int:
+        """Delete archived dead letters (and live ones with ``include_live``) older than
+        ``older_than_s``; return how many. Each purge is audited."""
+        queue_name, cap = self.config.queue, self.config.max_batch * 100
+        total = 0
+        while True:
+
+            def op(c: sqlite3.Connection, now: float) -> int:
+                return tx.purge_dead_letters(
+                    c, now, queue_name, now - older_than_s, include_live, cap
+                )
+
+            done = await self._write(op)
+            total += done
+            if done < cap:
+                return total
+
+    async def purge(
+        self, policy: RetentionPolicy | None = None, *, dry_run: bool = False
+    ) -> q.PurgeResult:
+        """Retention purge: succeeded items, archived dead letters and old audit rows.
+
+        With ``dry_run`` nothing is deleted; the counts say what would be.
+        """
+        policy = policy or self.config.retention
+        queue_name = self.config.queue
+        if dry_run:
+            now = self._clock()
+            cut = policy.cutoffs(now)
+            return await self._read(lambda c: q.retention_counts(c, queue_name, cut))
+        cap = self.config.max_batch * 100
+        succeeded = dead = 0
+        while True:
+
+            def op(c: sqlite3.Connection, now: float) -> tuple[int, int]:
+                cut = policy.cutoffs(now)
+                s = d = 0
+                if cut.succeeded_before is not None:
+                    s = tx.purge_succeeded(c, now, queue_name, cut.succeeded_before, cap)
+                if cut.archived_before is not None:
+                    d = tx.purge_dead_letters(c, now, queue_name, cut.archived_before, False, cap)
+                if cut.dead_letters_before is not None:
+                    d += tx.purge_dead_letters(
+                        c, now, queue_name, cut.dead_letters_before, True, cap, live_only=True
+                    )
+                return s, d
+
+            s, d = await self._write(op)
+            succeeded, dead = succeeded + s, dead + d
+            if s < cap and d < cap:
+                break
+
+        def audit_op(c: sqlite3.Connection, now: float) -> int:
+            cut = policy.cutoffs(now).audit_before
+            return 0 if cut is None else tx.purge_audit(c, now, queue_name, cut)
+
+        audit_rows = await self._write(audit_op)
+        return q.PurgeResult(succeeded=succeeded, dead_letters=dead, audit=audit_rows)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def _cap(self, limit: int | None) -> int:
+        return min(limit or self.config.list_limit, self.config.list_limit)
+
+    async def get(self, item_id: str) -> WorkItem:
+        """One item by id. Raises ItemNotFound."""
+        return await self._read(lambda c: q.get_item(c, item_id))
+
+    async def items(
+        self, state: ItemState | None = None, *, limit: int | None = None
+    ) -> list[WorkItem]:
+        """Items in sequence order, optionally of one state (bounded by ``limit``)."""
+        queue_name, cap = self.config.queue, self._cap(limit)
+        return await self._read(lambda c: q.list_items(c, queue_name, state, cap))
+
+    async def metrics(self, since_s: float = 60.0) -> q.QueueMetrics:
+        """Depth by state and rates over the last ``since_s`` seconds."""
+        if since_s <= 0:
+            raise ValidationFailed("since must be positive", field="since")
+        queue_name, now = self.config.queue, self._clock()
+        return await self._read(lambda c: q.queue_metrics(c, queue_name, now, since_s))
+
+    async def events(
+        self,
+        *,
+        item_id: str | None = None,
+        topic: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[q.AuditEvent]:
+        """The audit trail, oldest first, filtered."""
+        cap = self._cap(limit)
+        return await self._read(
+            lambda c: q.list_events(
+                c, item_id=item_id, topic=topic, kind=kind, since=since, limit=cap
+            )
+        )
+
+    async def record_event(self, kind: str, detail: dict[str, object]) -> None:
+        """Write a runtime event (pressure transition, restart) to the audit trail."""
+        queue_name = self.config.queue
+        await self._write(lambda c, now: tx.audit(c, now, kind, queue_name, detail=detail))
+
+    # -- effects ledger and checkpoints -----------------------------------------------
+
+    async def record_effect(self, effect_key: str, item_id: str) -> bool:
+        """Record a delivered side effect; False if it had been recorded before."""
+        return await self._write(lambda c, now: tx.record_effect(c, now, effect_key, item_id))
+
+    async def has_effect(self, effect_key: str) -> bool:
+        """Whether a side effect with this key was delivered."""
+        return await self._read(
+            lambda c: c.execute(
+                "SELECT 1 FROM effects WHERE effect_key = ?", (effect_key,)
+            ).fetchone()
+            is not None
+        )
+
+    async def save_checkpoint(self, name: str, state: bytes) -> None:
+        """Keep ``state`` as the latest snapshot of actor ``name``."""
+        if len(state) > self.config.max_payload_bytes:
+            raise ValidationFailed("checkpoint is over the payload size limit", field="state")
+        await self._write(lambda c, now: tx.save_checkpoint(c, now, name, state))
+
+    async def load_checkpoint(self, name: str) -> bytes | None:
+        """The latest snapshot of actor ``name``, or None."""
+        row = await self._read(
+            lambda c: c.execute("SELECT state FROM checkpoints WHERE name = ?", (name,)).fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
+
+def _contention(conn: sqlite3.Connection, now: float, waits: int, *, queue: str) -> None:
+    tx.record_contention(conn, now, queue, waits)
+
+
+@asynccontextmanager
+async def open_store(
+    path: str | PathLike[str],
+    config: StoreConfig | None = None,
+    *,
+    create: bool = True,
+    clock: Callable[[], float] = time.time,
+    rand: Callable[[], float] = random.random,
+) -> AsyncIterator[SQLiteStore]:
+    """Open a SQLite store for the duration of an ``async with`` block.
+
+    Raises what :meth:`SQLiteStore.open` raises.
+    """
+    store = await anyio.to_thread.run_sync(
+        functools.partial(SQLiteStore.open, path, config, create=create, clock=clock, rand=rand)
+    )
+    try:
+        yield store
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.aclose()
+
+
+__all__ = ["SQLiteStore", "StoreStatistics", "open_store"]

@@ -1,0 +1,16 @@
+"""Queue workers: lease, handle, settle, with graceful shutdown."""
+
+from runtime.worker._handler import Handler, TerminalError, load_handler
+from runtime.worker._signals import run_until_signalled
+from runtime.worker._worker import Worker, WorkerConfig, WorkerStatistics, worker_config
+
+__all__ = [
+    "Handler",
+    "TerminalError",
+    "Worker",
+    "WorkerConfig",
+    "WorkerStatistics",
+    "load_handler",
+    "run_until_signalled",
+    "worker_config",
+]

@@ -1,0 +1,247 @@
+"""A queue worker: leases items, runs a handler on each, settles the outcome.
+
+Structure: one leasing task feeds a bounded channel (capacity = concurrency), N runner
+tasks take items from it, and a heartbeat task extends the leases of items in flight.
+Stopping (a signal, ``stop()``, or a finished drain) closes intake first, lets in-flight
+items finish up to a deadline, then cancels what remains; every settle is a single
+transaction, so nothing is half written and unfinished leases simply expire.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import msgspec
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from runtime._errors import StaleLease, ValidationFailed
+from runtime.store import Store, WorkItem
+from runtime.worker._handler import Handler, as_async, failure_from
+
+log = logging.getLogger("garrison.worker")
+
+
+class WorkerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Settings of a worker.
+
+    Attributes:
+        concurrency: items handled at once (also the bound of the hand-off channel).
+        lease_s: lease length; leases of items in flight are extended every third of it.
+        lease_batch: most items taken in one lease call.
+        poll_interval_s: wait between lease calls that found nothing.
+        handler_timeout_s: a handler running longer fails with reason ``timeout``.
+        shutdown_timeout_s: how long in-flight items may finish after a stop.
+        drain: stop once no item is waiting, scheduled or leased.
+        topics: lease only these topics (all when None).
+    """
+
+    concurrency: int = 8
+    lease_s: float = 30.0
+    lease_batch: int = 64
+    poll_interval_s: float = 0.2
+    handler_timeout_s: float | None = None
+    shutdown_timeout_s: float = 30.0
+    drain: bool = False
+    topics: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency <= 10_000:
+            raise ValueError("concurrency must be within [1, 10000]")
+        if self.lease_s <= 0 or self.poll_interval_s <= 0 or self.shutdown_timeout_s < 0:
+            raise ValueError("lease_s and poll_interval_s must be positive")
+        if self.lease_batch < 1:
+            raise ValueError("lease_batch must be at least 1")
+        if self.handler_timeout_s is not None and self.handler_timeout_s <= 0:
+            raise ValueError("handler_timeout_s must be positive")
+
+
+class WorkerStatistics(msgspec.Struct, frozen=True):
+    """Counters of a worker since it started."""
+
+    owner: str
+    leased: int
+    succeeded: int
+    failed: int
+    stale: int
+    in_flight: int
+    stopping: bool
+    drained: bool
+
+
+def default_owner() -> str:
+    """A lease owner name that tells operators which host and process hold a lease."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Runs ``handler`` on items leased from ``store`` until stopped or drained."""
+
+    def __init__(
+        self,
+        store: Store,
+        handler: Handler,
+        config: WorkerConfig | None = None,
+        *,
+        owner: str | None = None,
+        on_settled: Callable[[WorkItem, str], Awaitable[None] | None] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config or WorkerConfig()
+        self.owner = owner or default_owner()
+        self._handler = as_async(handler)
+        self._on_settled = on_settled
+        self._in_flight: dict[str, WorkItem] = {}
+        # Leases still worth extending: an item leaves this as soon as it starts settling.
+        self._unsettled: dict[str, WorkItem] = {}
+        self._stop = anyio.Event()
+        self._leased = self._succeeded = self._failed = self._stale = 0
+        self.drained = False
+        self.completed_shutdown = True
+
+    def stop(self) -> None:
+        """Stop leasing; in-flight items get ``shutdown_timeout_s`` to finish."""
+        self._stop.set()
+
+    def statistics(self) -> WorkerStatistics:
+        """A snapshot of the worker's counters."""
+        return WorkerStatistics(
+            owner=self.owner,
+            leased=self._leased,
+            succeeded=self._succeeded,
+            failed=self._failed,
+            stale=self._stale,
+            in_flight=len(self._in_flight),
+            stopping=self._stop.is_set(),
+            drained=self.drained,
+        )
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Work until stopped or (with ``drain``) until nothing is left.
+
+        Cancelling ``run`` cancels in-flight handlers at once; use :meth:`stop` for a
+        graceful stop. ``completed_shutdown`` is False afterwards if the shutdown
+        deadline cut in-flight items short.
+        """
+        send, receive = anyio.create_memory_object_stream[WorkItem](self.config.concurrency)
+        async with anyio.create_task_group() as runners:
+            async with anyio.create_task_group() as support:
+                support.start_soon(self._heartbeat_loop)
+                for _ in range(self.config.concurrency):
+                    runners.start_soon(self._runner, receive.clone())
+                receive.close()
+                task_status.started()
+                await self._lease_loop(send)
+                # Intake closed: give in-flight items their deadline, then cut them off.
+                with anyio.move_on_after(self.config.shutdown_timeout_s) as deadline:
+                    await self._wait_idle()
+                if deadline.cancelled_caught:
+                    self.completed_shutdown = False
+                    runners.cancel_scope.cancel()
+                support.cancel_scope.cancel()
+
+    async def _wait_idle(self) -> None:
+        while self._in_flight:
+            await anyio.sleep(min(0.05, self.config.poll_interval_s))
+
+    async def _lease_loop(self, send: MemoryObjectSendStream[WorkItem]) -> None:
+        cfg = self.config
+        async with send:
+            while not self._stop.is_set():
+                room = cfg.concurrency - len(self._in_flight)
+                items: list[WorkItem] = []
+                if room > 0:
+                    items = await self.store.lease(
+                        self.owner, min(room, cfg.lease_batch), cfg.lease_s, cfg.topics
+                    )
+                for item in items:
+                    self._leased += 1
+                    self._in_flight[item.id] = item
+                    self._unsettled[item.id] = item
+                    await send.send(item)
+                if items:
+                    continue
+                if cfg.drain and not self._in_flight and await self._nothing_left():
+                    self.drained = True
+                    return
+                with anyio.move_on_after(cfg.poll_interval_s):
+                    await self._stop.wait()
+
+    async def _nothing_left(self) -> bool:
+        depth = (await self.store.metrics(since_s=1.0)).depth
+        return depth["enqueued"] + depth["retry_scheduled"] + depth["leased"] == 0
+
+    async def _runner(self, receive: MemoryObjectReceiveStream[WorkItem]) -> None:
+        async with receive:
+            async for item in receive:
+                try:
+                    await self._handle(item)
+                finally:
+                    self._in_flight.pop(item.id, None)
+
+    async def _handle(self, item: WorkItem) -> None:
+        token = item.lease_token or ""
+        timeout = self.config.handler_timeout_s
+        outcome = "succeeded"
+        try:
+            with anyio.fail_after(math.inf if timeout is None else timeout):
+                try:
+                    await self._handler(item)
+                finally:
+                    self._unsettled.pop(item.id, None)
+        except TimeoutError as exc:
+            outcome = await self._fail(item, token, exc, timeout=True)
+        except Exception as exc:
+            outcome = await self._fail(item, token, exc, timeout=False)
+        else:
+            try:
+                await self.store.ack(item.id, token)
+                self._succeeded += 1
+            except StaleLease:
+                self._stale += 1
+                outcome = "stale"
+                log.warning("ack refused: lease was stale", extra={"item_id": item.id})
+        if self._on_settled is not None:
+            result = self._on_settled(item, outcome)
+            if result is not None:
+                await result
+
+    async def _fail(self, item: WorkItem, token: str, exc: BaseException, *, timeout: bool) -> str:
+        self._failed += 1
+        try:
+            settled = await self.store.fail(item.id, token, failure_from(exc, timeout=timeout))
+        except StaleLease:
+            self._stale += 1
+            return "stale"
+        return settled.state.value
+
+    async def _heartbeat_loop(self) -> None:
+        period = self.config.lease_s / 3
+        while True:
+            await anyio.sleep(period)
+            for item_id, item in list(self._unsettled.items()):
+                try:
+                    await self.store.heartbeat(item_id, item.lease_token or "", self.config.lease_s)
+                except StaleLease:
+                    # Settled while we were heartbeating others: not a lost lease.
+                    if item_id in self._unsettled:
+                        log.warning("heartbeat refused: lease lost", extra={"item_id": item_id})
+
+
+def worker_config(**options: Any) -> WorkerConfig:
+    """A :class:`WorkerConfig` from keyword options, with a typed error on bad values.
+
+    Raises:
+        ValidationFailed: an option is out of bounds.
+    """
+    try:
+        return WorkerConfig(**options)
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed(str(exc)) from exc

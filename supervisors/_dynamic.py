@@ -1,0 +1,140 @@
+"""``DynamicSupervisor``: children added and removed while it runs, up to a bound."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import anyio
+from anyio.abc import TaskStatus
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from policies import RestartPolicy
+from supervisors._child import ChildInfo, ChildSpec, Restart
+from supervisors._engine import Engine
+from supervisors._records import AutoShutdown, RestartRecord, Strategy, SupervisorStatistics
+from supervisors._telemetry import Telemetry
+
+__all__ = ["DynamicSupervisor"]
+
+
+class DynamicSupervisor:
+    """Supervises children started at run time (Elixir's ``DynamicSupervisor``).
+
+    It starts with no children; :meth:`start_child` adds one and :meth:`terminate_child`
+    stops and removes one. Restarts are one-for-one with the same restart intensity as
+    :class:`~supervisors.Supervisor`. A child that ends and is not restarted (temporary,
+    transient that returned, or terminated) is forgotten, so the table never holds more than
+    ``max_children`` entries. When ``run()`` ends, all children are forgotten.
+
+    Args:
+        policy: restart intensity and optional backoff (default OTP's 1 restart in 5 s).
+        max_children: bound on concurrently supervised children (default 1000).
+        name: used in telemetry, logs and errors.
+        history_cap: bound on :meth:`restart_history` (default 100).
+        tracer_provider: OpenTelemetry tracer provider; the global one if ``None``.
+        meter_provider: OpenTelemetry meter provider; the global one if ``None``.
+        random: source for backoff jitter.
+
+    Raises:
+        ValueError: ``max_children < 1`` or ``history_cap < 1``.
+    """
+
+    def __init__(
+        self,
+        policy: RestartPolicy | None = None,
+        *,
+        max_children: int = 1000,
+        name: str = "dynamic_supervisor",
+        history_cap: int = 100,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        random: random.Random | None = None,
+    ) -> None:
+        self._engine = Engine(
+            name=name,
+            strategy=Strategy.ONE_FOR_ONE,
+            policy=policy if policy is not None else RestartPolicy(),
+            auto_shutdown=AutoShutdown.NEVER,
+            history_cap=history_cap,
+            max_children=max_children,
+            telemetry=Telemetry(name, tracer_provider, meter_provider),
+            rng=random,
+        )
+
+    @property
+    def name(self) -> str:
+        """The supervisor's name."""
+        return self._engine.name
+
+    @property
+    def max_children(self) -> int:
+        """The bound on concurrently supervised children."""
+        assert self._engine.max_children is not None
+        return self._engine.max_children
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Supervise until cancelled; ``started()`` is called at once (no initial children).
+
+        Raises:
+            SupervisorEscalation: restart intensity exceeded (children already stopped).
+            RuntimeError: ``run()`` is already active on this object.
+
+        Cancellation: as :meth:`Supervisor.run`: children are stopped in reverse start
+        order, each within its ``shutdown_timeout``.
+        """
+        await self._engine.run(task_status, dynamic=True)
+
+    async def start_child(self, spec: ChildSpec) -> None:
+        """Start a child and return once it called ``task_status.started()``.
+
+        Raises:
+            SupervisorNotRunning: ``run()`` is not active or the supervisor is shutting down.
+            DuplicateChild: a child with ``spec.id`` is already supervised.
+            TooManyChildren: ``max_children`` children are already supervised.
+            ChildStartError: the child ended before ``started()`` (its exception chained).
+
+        Cancellation: if the caller is cancelled while the child initialises, the child
+        still starts and stays supervised.
+        """
+        await self._engine.start_child(spec)
+
+    async def terminate_child(self, child_id: str) -> None:
+        """Stop a child (within its ``shutdown_timeout``) and forget it; it is not restarted.
+
+        Raises:
+            SupervisorNotRunning: ``run()`` is not active or the supervisor is shutting down.
+            ChildNotFound: no child with that id is supervised.
+
+        Cancellation: the child is forgotten and its stop has been requested before the
+        first checkpoint; if the caller is cancelled while waiting, the child still stops.
+        """
+        await self._engine.terminate_child(child_id)
+
+    def child_spec(
+        self,
+        id: str | None = None,
+        *,
+        restart: Restart = Restart.PERMANENT,
+        shutdown_timeout: float = math.inf,
+    ) -> ChildSpec:
+        """A spec that runs this supervisor as a child of another one."""
+        return ChildSpec(
+            id=id if id is not None else self.name,
+            start=self.run,
+            restart=restart,
+            shutdown_timeout=shutdown_timeout,
+        )
+
+    def which_children(self) -> list[ChildInfo]:
+        """A snapshot of every supervised child, in start order."""
+        return self._engine.which_children()
+
+    def restart_history(self) -> list[RestartRecord]:
+        """The most recent restarts, oldest first, at most ``history_cap`` of them."""
+        return self._engine.restart_history()
+
+    def statistics(self) -> SupervisorStatistics:
+        """A frozen snapshot of counters and sizes."""
+        return self._engine.statistics()

@@ -1,0 +1,480 @@
+"""The supervision loop shared by every supervisor kind.
+
+One control task (the caller of ``run()``) owns all decisions; each child incarnation runs in
+its own task of the supervisor's task group, inside a shielded cancel scope that only the
+supervisor cancels (or the heartbeat deadline expires). An incarnation never lets an
+``Exception`` escape into the task group: it records how it ended and queues its child for the
+control task, which decides, one exit at a time, whether to restart, which siblings to restart
+with it, or to give up.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from policies import RestartPolicy
+from supervisors._child import (
+    ChildInfo,
+    ChildSpec,
+    ChildState,
+    Failure,
+    Restart,
+    RestartReason,
+)
+from supervisors._errors import (
+    ChildExited,
+    ChildHung,
+    ChildNotFound,
+    ChildStartError,
+    DuplicateChild,
+    SupervisorEscalation,
+    SupervisorNotRunning,
+    TooManyChildren,
+)
+from supervisors._heartbeat import ChildContext, _current, shutdown_grace
+from supervisors._records import AutoShutdown, RestartRecord, Strategy, SupervisorStatistics
+from supervisors._telemetry import Telemetry, logger
+
+__all__ = ["Engine"]
+
+_MESSAGE_LIMIT = 200
+
+
+class _Child:
+    """The supervisor's bookkeeping for one child id (fixed size, reused across restarts)."""
+
+    __slots__ = ("attempt", "current", "last_failure", "queued", "restarts", "spec", "state")
+
+    def __init__(self, spec: ChildSpec) -> None:
+        self.spec = spec
+        self.state = ChildState.STOPPED
+        self.restarts = 0
+        self.attempt = 0
+        self.last_failure: Failure | None = None
+        self.current: ChildContext | None = None
+        self.queued = False
+
+
+class _Stop:
+    """Why the control loop ended: an escalation to raise, or (``error is None``) a clean
+    auto-shutdown."""
+
+    __slots__ = ("cause", "error")
+
+    def __init__(self, error: Exception | None = None, cause: BaseException | None = None):
+        self.error = error
+        self.cause = cause
+
+
+def _needs_restart(restart: Restart, reason: RestartReason) -> bool:
+    if restart is Restart.PERMANENT:
+        return True
+    if restart is Restart.TEMPORARY:
+        return False
+    return reason is not RestartReason.EXIT
+
+
+def _reason(ctx: ChildContext) -> RestartReason:
+    # The scope is only ever cancelled by our stop (excluded by the caller) or by the
+    # heartbeat deadline, whatever the child did with the resulting Cancelled.
+    if ctx._scope.cancel_called:
+        return RestartReason.HANG
+    if isinstance(ctx.error, SupervisorEscalation):
+        return RestartReason.ESCALATION
+    if ctx.error is not None:
+        return RestartReason.EXCEPTION
+    return RestartReason.EXIT
+
+
+def _cause(spec: ChildSpec, ctx: ChildContext, reason: RestartReason) -> BaseException:
+    if ctx.error is not None and reason is not RestartReason.HANG:
+        return ctx.error
+    if reason is RestartReason.HANG:
+        return ChildHung(
+            f"child {spec.id!r} sent no heartbeat within {spec.heartbeat_timeout:g}s"
+        )
+    if ctx.is_started:
+        return ChildExited(f"permanent child {spec.id!r} returned")
+    return ChildExited(f"child {spec.id!r} returned before calling task_status.started()")
+
+
+class Engine:
+    """State and control loop of one supervisor; wrapped by the public supervisor classes."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        strategy: Strategy,
+        policy: RestartPolicy,
+        auto_shutdown: AutoShutdown,
+        history_cap: int,
+        max_children: int | None,
+        telemetry: Telemetry,
+        rng: random.Random | None,
+    ) -> None:
+        if history_cap < 1:
+            raise ValueError(f"history_cap must be >= 1, got {history_cap}")
+        if max_children is not None and max_children < 1:
+            raise ValueError(f"max_children must be >= 1, got {max_children}")
+        self.name = name
+        self.strategy = strategy
+        self.policy = policy
+        self.auto_shutdown = auto_shutdown
+        self.history_cap = history_cap
+        self.max_children = max_children
+        self.telemetry = telemetry
+        self._rng = rng if rng is not None else random.Random()
+        # Insertion order is start order: reverse it to stop.
+        self.children: dict[str, _Child] = {}
+        # Each child is queued at most once (``_Child.queued``), so this never exceeds the
+        # number of children.
+        self._queue: deque[_Child] = deque()
+        self._wake: anyio.Event | None = None
+        # Only the newest ``policy.window`` restart times can decide the intensity.
+        self._recent: deque[float] = deque(maxlen=policy.window)
+        self._history: deque[RestartRecord] = deque(maxlen=history_cap)
+        self._tg: TaskGroup | None = None
+        self._lock: anyio.Lock | None = None
+        self._closing = False
+        self.restarts_total = 0
+        self.hangs_total = 0
+        self.escalations_total = 0
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def add_spec(self, spec: ChildSpec) -> None:
+        if spec.id in self.children:
+            raise DuplicateChild(f"supervisor {self.name!r} already has a child {spec.id!r}")
+        self.children[spec.id] = _Child(spec)
+
+    # -- introspection ---------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._tg is not None and not self._closing
+
+    def which_children(self) -> list[ChildInfo]:
+        return [
+            ChildInfo(
+                id=c.spec.id,
+                state=c.state,
+                restart=c.spec.restart,
+                restarts=c.restarts,
+                last_failure=c.last_failure,
+            )
+            for c in self.children.values()
+        ]
+
+    def restart_history(self) -> list[RestartRecord]:
+        return list(self._history)
+
+    def statistics(self) -> SupervisorStatistics:
+        return SupervisorStatistics(
+            name=self.name,
+            strategy=self.strategy,
+            running=self._tg is not None,
+            children=len(self.children),
+            children_running=sum(
+                1 for c in self.children.values() if c.state is ChildState.RUNNING
+            ),
+            max_children=self.max_children,
+            restarts_total=self.restarts_total,
+            hangs_total=self.hangs_total,
+            escalations_total=self.escalations_total,
+            history_size=len(self._history),
+            history_cap=self.history_cap,
+        )
+
+    # -- run -------------------------------------------------------------------------------
+
+    async def run(self, task_status: TaskStatus[None], *, dynamic: bool) -> None:
+        if self._tg is not None:
+            raise RuntimeError(f"supervisor {self.name!r} is already running")
+        stop: _Stop | None = None
+        # A supervisor restarted by its parent starts with a fresh intensity window, as a
+        # new OTP supervisor process would.
+        self._recent.clear()
+        self._lock = anyio.Lock()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                try:
+                    stop = await self._start_initial()
+                    if stop is None:
+                        task_status.started()
+                        stop = await self._supervise()
+                finally:
+                    self._closing = True
+                    # Our own stop is bounded by our parent's shutdown_timeout for us.
+                    with shutdown_grace():
+                        await self._stop_all()
+        finally:
+            self._tg = None
+            self._lock = None
+            self._closing = False
+            self._wake = None
+            self._queue.clear()
+            for child in self.children.values():
+                child.queued = False
+            if dynamic:
+                self.children.clear()
+        if stop is not None and stop.error is not None:
+            raise stop.error from stop.cause
+
+    async def _start_initial(self) -> _Stop | None:
+        for child in list(self.children.values()):
+            if not await self._start(child, 0.0):
+                ctx = child.current
+                assert ctx is not None
+                ctx.handled = True
+                child.current = None
+                cause = _cause(child.spec, ctx, _reason(ctx))
+                return _Stop(ChildStartError(self.name, child.spec.id), cause)
+        return None
+
+    async def _supervise(self) -> _Stop:
+        assert self._lock is not None
+        while True:
+            while not self._queue:
+                self._wake = anyio.Event()
+                await self._wake.wait()
+            self._wake = None
+            child = self._queue.popleft()
+            child.queued = False
+            async with self._lock:
+                ctx = child.current
+                # Stale: stopped or replaced since it was queued, or still running.
+                if ctx is None or not ctx.exited or ctx.handled or ctx.stopping:
+                    continue
+                stop = await self._handle_exit(child, ctx)
+            if stop is not None:
+                return stop
+
+    # -- one incarnation -------------------------------------------------------------------
+
+    async def _start(self, child: _Child, delay: float) -> bool:
+        """Spawn an incarnation and wait until it is initialised (True) or has ended (False)."""
+        assert self._tg is not None
+        spec = child.spec
+        ctx = ChildContext(spec.id, spec.heartbeat_timeout, anyio.current_time())
+        child.current = ctx
+        child.state = ChildState.STARTING
+        self._tg.start_soon(self._incarnation, child, ctx, delay, name=spec.id)
+        await ctx._settled.wait()
+        if ctx.is_started:
+            if not ctx.exited:
+                child.state = ChildState.RUNNING
+            return True
+        return False
+
+    async def _incarnation(self, child: _Child, ctx: ChildContext, delay: float) -> None:
+        _current.set(ctx)
+        spec = child.spec
+        try:
+            with ctx._scope:
+                if not ctx.stopping:
+                    if delay > 0.0:
+                        await anyio.sleep(delay)
+                    if spec.heartbeat_timeout is not None:
+                        ctx._scope.deadline = anyio.current_time() + spec.heartbeat_timeout
+                    await spec.start(task_status=ctx)
+        except Exception as exc:
+            # Outside the scope, so exception groups that also held our cancellation are
+            # caught once the scope has taken its Cancelled out of them.
+            ctx.error = exc
+        finally:
+            ctx.exited = True
+            ctx._done.set()
+            ctx._settled.set()
+            if not ctx.stopping and child.current is ctx:
+                child.state = ChildState.STOPPED
+                if not child.queued:
+                    child.queued = True
+                    self._queue.append(child)
+                if self._wake is not None:
+                    self._wake.set()
+
+    async def _stop(self, child: _Child) -> None:
+        """Stop a child's current incarnation (if any) and wait for it to end."""
+        ctx = child.current
+        if ctx is not None:
+            if not ctx.exited:
+                if not ctx.stopping:
+                    child.state = ChildState.STOPPING
+                    ctx._request_stop(child.spec.shutdown_timeout, anyio.current_time())
+                await self._wait_stopped(child, ctx)
+            ctx.handled = True
+            if child.current is ctx:
+                child.current = None
+        child.state = ChildState.STOPPED
+
+    async def _wait_stopped(self, child: _Child, ctx: ChildContext) -> None:
+        timeout = child.spec.shutdown_timeout
+        if not math.isinf(timeout):
+            with anyio.move_on_after(timeout):
+                await ctx._done.wait()
+                return
+            # Only a child shielding its cleanup itself (not via shutdown_grace) gets here;
+            # nothing can cancel through its shield, so say so and keep waiting.
+            logger.warning(
+                "supervisor %s: child %s still running %gs after being stopped",
+                self.name,
+                child.spec.id,
+                timeout,
+                extra={"supervisor": self.name, "child_id": child.spec.id},
+            )
+        await ctx._done.wait()
+
+    async def _stop_all(self) -> None:
+        for child in reversed(list(self.children.values())):
+            await self._stop(child)
+
+    # -- decisions -------------------------------------------------------------------------
+
+    async def _handle_exit(self, child: _Child, ctx: ChildContext) -> _Stop | None:
+        ctx.handled = True
+        spec = child.spec
+        reason = _reason(ctx)
+        error = ctx.error
+        now = anyio.current_time()
+        if reason is not RestartReason.EXIT or spec.restart is Restart.PERMANENT:
+            child.last_failure = Failure(
+                reason=reason,
+                at=now,
+                error_type=None if error is None else type(error).__qualname__,
+                message=None if error is None else str(error)[:_MESSAGE_LIMIT],
+            )
+        if reason is RestartReason.HANG:
+            self.hangs_total += 1
+            self.telemetry.hang(spec.id, spec.heartbeat_timeout)
+
+        if not _needs_restart(spec.restart, reason):
+            child.current = None
+            return self._ended(child)
+
+        policy = self.policy
+        if policy.intensity_exceeded(self._recent, now):
+            return self._escalate(child, ctx, reason)
+        self._recent.append(now)
+        self.restarts_total += 1
+
+        attempt = policy.next_attempt(child.attempt, now - ctx.spawned_at)
+        delay = (
+            0.0 if policy.backoff is None else policy.restart_delay(attempt, self._rng.random())
+        )
+        child.attempt = attempt + 1
+
+        targets = self._targets(child)
+        restartable = [t for t in targets if t is child or t.spec.restart is not Restart.TEMPORARY]
+        self._history.append(
+            RestartRecord(
+                child_id=spec.id,
+                reason=reason,
+                at=now,
+                error_type=None if error is None else type(error).__qualname__,
+                restarted=len(restartable),
+            )
+        )
+        span = self.telemetry.restart(spec.id, reason, error, child.restarts + 1)
+        try:
+            for sibling in reversed(targets):
+                if sibling is not child:
+                    await self._stop(sibling)
+            for target in restartable:
+                target.restarts += 1
+                if not await self._start(target, delay if target is child else 0.0):
+                    # Its end is queued; handling it restarts the rest of this group too.
+                    break
+        finally:
+            span.end()
+        return None
+
+    def _targets(self, child: _Child) -> list[_Child]:
+        if self.strategy is Strategy.ONE_FOR_ONE:
+            return [child]
+        children = list(self.children.values())
+        if self.strategy is Strategy.ONE_FOR_ALL:
+            return children
+        return children[children.index(child) :]
+
+    def _ended(self, child: _Child) -> _Stop | None:
+        """A child ended for good; returns a clean stop if that shuts the supervisor down."""
+        if self.max_children is not None:
+            # Dynamic children that will not run again are forgotten, so the table stays
+            # bounded by max_children rather than by every id ever started.
+            del self.children[child.spec.id]
+        if not child.spec.significant or self.auto_shutdown is AutoShutdown.NEVER:
+            return None
+        if self.auto_shutdown is AutoShutdown.ALL_SIGNIFICANT and any(
+            c.current is not None for c in self.children.values() if c.spec.significant
+        ):
+            return None
+        logger.info(
+            "supervisor %s shutting down: significant child %s ended",
+            self.name,
+            child.spec.id,
+            extra={"supervisor": self.name, "child_id": child.spec.id},
+        )
+        return _Stop()
+
+    def _escalate(self, child: _Child, ctx: ChildContext, reason: RestartReason) -> _Stop:
+        child.current = None
+        self.escalations_total += 1
+        error = SupervisorEscalation(
+            supervisor=self.name,
+            child_id=child.spec.id,
+            reason=reason.value,
+            restarts=self.policy.max_restarts + 1,
+            max_restarts=self.policy.max_restarts,
+            period_s=self.policy.period_s,
+        )
+        self.telemetry.escalation(child.spec.id, reason, ctx.error, str(error))
+        return _Stop(error, _cause(child.spec, ctx, reason))
+
+    # -- dynamic children ------------------------------------------------------------------
+
+    def _require_running(self) -> None:
+        if self._tg is None or self._closing:
+            raise SupervisorNotRunning(f"supervisor {self.name!r} is not running")
+
+    async def start_child(self, spec: ChildSpec) -> None:
+        self._require_running()
+        assert self._lock is not None
+        async with self._lock:
+            self._require_running()
+            if spec.id in self.children:
+                raise DuplicateChild(f"supervisor {self.name!r} already has a child {spec.id!r}")
+            if self.max_children is not None and len(self.children) >= self.max_children:
+                raise TooManyChildren(
+                    f"supervisor {self.name!r} already supervises max_children="
+                    f"{self.max_children} children"
+                )
+            child = _Child(spec)
+            self.children[spec.id] = child
+            if await self._start(child, 0.0):
+                return
+            ctx = child.current
+            if ctx is not None and not ctx.handled:
+                ctx.handled = True
+                child.current = None
+                if self.children.get(spec.id) is child:
+                    del self.children[spec.id]
+                raise ChildStartError(self.name, spec.id) from _cause(spec, ctx, _reason(ctx))
+            # Stopped by a concurrent shutdown while it was starting.
+            raise SupervisorNotRunning(f"supervisor {self.name!r} is shutting down")
+
+    async def terminate_child(self, child_id: str) -> None:
+        self._require_running()
+        assert self._lock is not None
+        async with self._lock:
+            child = self.children.pop(child_id, None)
+            if child is None:
+                raise ChildNotFound(f"supervisor {self.name!r} has no child {child_id!r}")
+            await self._stop(child)
+

@@ -1,0 +1,141 @@
+"""``Supervisor``: a fixed list of children restarted by strategy and restart intensity."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable
+
+import anyio
+from anyio.abc import TaskStatus
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from policies import RestartPolicy
+from supervisors._child import ChildInfo, ChildSpec, Restart
+from supervisors._engine import Engine
+from supervisors._records import AutoShutdown, RestartRecord, Strategy, SupervisorStatistics
+from supervisors._telemetry import Telemetry
+
+__all__ = ["Supervisor"]
+
+
+class Supervisor:
+    """Runs a fixed list of children and restarts them as OTP's ``supervisor`` does.
+
+    Children are started in list order, each only after the previous one called
+    ``task_status.started()``. When a child ends on its own, its :class:`~supervisors.Restart`
+    type says whether it is restarted; if so, ``strategy`` says which siblings are restarted
+    with it (stopped in reverse start order, then started in order) and ``policy`` says
+    whether this restart is one too many. Past the intensity the supervisor stops every child
+    in reverse start order and ``run()`` raises :class:`~supervisors.SupervisorEscalation`,
+    which a parent supervisor handles like any crashed child.
+
+    Args:
+        children: the child specs, in start order; ids must be unique.
+        strategy: which children restart together (default ``ONE_FOR_ONE``).
+        policy: restart intensity and optional backoff (default OTP's 1 restart in 5 s).
+        name: used in telemetry, logs and errors.
+        auto_shutdown: whether significant children ending stops the supervisor.
+        history_cap: bound on :meth:`restart_history` (default 100).
+        tracer_provider: OpenTelemetry tracer provider; the global one if ``None``.
+        meter_provider: OpenTelemetry meter provider; the global one if ``None``.
+        random: source for backoff jitter; a fresh ``random.Random()`` if ``None``.
+
+    Raises:
+        DuplicateChild: two specs share an id.
+        ValueError: ``history_cap < 1``.
+    """
+
+    def __init__(
+        self,
+        children: Iterable[ChildSpec],
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        policy: RestartPolicy | None = None,
+        *,
+        name: str = "supervisor",
+        auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
+        history_cap: int = 100,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        random: random.Random | None = None,
+    ) -> None:
+        self._engine = Engine(
+            name=name,
+            strategy=strategy,
+            policy=policy if policy is not None else RestartPolicy(),
+            auto_shutdown=auto_shutdown,
+            history_cap=history_cap,
+            max_children=None,
+            telemetry=Telemetry(name, tracer_provider, meter_provider),
+            rng=random,
+        )
+        for spec in children:
+            self._engine.add_spec(spec)
+
+    @property
+    def name(self) -> str:
+        """The supervisor's name."""
+        return self._engine.name
+
+    @property
+    def policy(self) -> RestartPolicy:
+        """The restart policy in force."""
+        return self._engine.policy
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Start the children, supervise them until cancelled, then stop them.
+
+        ``task_status.started()`` is called once every child is initialised, so
+        ``await task_group.start(sup.run)`` returns with the whole tree up, and a supervisor
+        can itself be a child (see :meth:`child_spec`).
+
+        Returns normally only when ``auto_shutdown`` ends the supervisor.
+
+        Raises:
+            SupervisorEscalation: restart intensity exceeded (children already stopped; the
+                failure that exceeded it is the ``__cause__``).
+            ChildStartError: a child failed before ``started()`` during the initial start
+                (the children started before it are stopped first).
+            RuntimeError: ``run()`` is already active on this object.
+
+        Cancellation: stops the children in reverse start order, each given its
+        ``shutdown_timeout`` for cleanup inside :func:`~supervisors.shutdown_grace`, and
+        only then lets the cancellation through. The stop itself is shielded, bounded by the
+        ``shutdown_timeout`` this supervisor has as a child of its own parent.
+        """
+        await self._engine.run(task_status, dynamic=False)
+
+    def child_spec(
+        self,
+        id: str | None = None,
+        *,
+        restart: Restart = Restart.PERMANENT,
+        shutdown_timeout: float = math.inf,
+        significant: bool = False,
+    ) -> ChildSpec:
+        """A spec that runs this supervisor as a child of another one.
+
+        ``shutdown_timeout`` defaults to infinity (as OTP does for supervisor children): a
+        supervisor being stopped first stops its own children, each bounded by its own
+        timeout.
+        """
+        return ChildSpec(
+            id=id if id is not None else self.name,
+            start=self.run,
+            restart=restart,
+            shutdown_timeout=shutdown_timeout,
+            significant=significant,
+        )
+
+    def which_children(self) -> list[ChildInfo]:
+        """A snapshot of every child: id, state, restart type, restarts, last failure."""
+        return self._engine.which_children()
+
+    def restart_history(self) -> list[RestartRecord]:
+        """The most recent restarts, oldest first, at most ``history_cap`` of them."""
+        return self._engine.restart_history()
+
+    def statistics(self) -> SupervisorStatistics:
+        """A frozen snapshot of counters and sizes."""
+        return self._engine.statistics()
