@@ -33,8 +33,8 @@ class RetentionPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         for name in ("succeeded_s", "archived_s", "dead_letters_s", "audit_s"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must not be negative")
+            if value is not None and not value >= 0:  # also refuses NaN
+                raise ValueError(f"{name} must not be negative (or NaN)")
 
     def cutoffs(self, now: float) -> RetentionCutoffs:
         """Cut-off timestamps for a purge run at ``now``."""

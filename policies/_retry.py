@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 
 import msgspec
 
@@ -49,6 +50,10 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if not all(map(math.isfinite, (self.base_delay_s, self.max_delay_s, self.multiplier))):
+            # NaN would make every backoff NaN: the item's available_at compares false
+            # forever and it is never leased again.
+            raise ValueError("delays and multiplier must be finite numbers")
         if self.base_delay_s < 0 or self.max_delay_s < 0:
             raise ValueError("delays must not be negative")
         if self.multiplier < 1:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import msgspec
 
 from policies import RetryPolicy
@@ -79,7 +80,7 @@ class FaultyHandler:
             raise ConnectionError(f"item {payload.n}: upstream reset the connection")
         if payload.fault == "hang":
             await anyio.sleep(self.hang_s)
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
 
 
 def plan(items: int, seed: int) -> list[DemoPayload]:
@@ -163,7 +164,8 @@ async def run_demo(
                 await work.start(worker.run)
                 with anyio.move_on_after(duration_s + 5.0):
                     await produce()
-                    while not await _settled(store):
+                    # Other processes may hold items too, so only the database can tell.
+                    while not await _settled(store):  # noqa: ASYNC110
                         await anyio.sleep(0.1)
                     drained = True
                 worker.stop()

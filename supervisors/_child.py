@@ -104,9 +104,7 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("child id must not be empty")
         if not self.shutdown_timeout >= 0.0:
             raise ValueError(f"shutdown_timeout must be >= 0, got {self.shutdown_timeout}")
-        if self.heartbeat_timeout is not None and not (
-            0.0 < self.heartbeat_timeout < math.inf
-        ):
+        if self.heartbeat_timeout is not None and not (0.0 < self.heartbeat_timeout < math.inf):
             raise ValueError(f"heartbeat_timeout must be > 0, got {self.heartbeat_timeout}")
         if self.significant and self.restart is Restart.PERMANENT:
             raise ValueError(f"child {self.id!r}: a permanent child cannot be significant")

@@ -107,8 +107,8 @@ class DynamicSupervisor:
             SupervisorNotRunning: ``run()`` is not active or the supervisor is shutting down.
             ChildNotFound: no child with that id is supervised.
 
-        Cancellation: the child is forgotten and its stop has been requested before the
-        first checkpoint; if the caller is cancelled while waiting, the child still stops.
+        Cancellation: once the child has been forgotten, a cancelled caller stops waiting
+        but the child still stops.
         """
         await self._engine.terminate_child(child_id)
 

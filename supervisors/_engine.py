@@ -6,15 +6,23 @@ supervisor cancels (or the heartbeat deadline expires). An incarnation never let
 ``Exception`` escape into the task group: it records how it ended and queues its child for the
 control task, which decides, one exit at a time, whether to restart, which siblings to restart
 with it, or to give up.
+
+The common case takes a shortcut: a one-for-one restart that the intensity allows is decided
+synchronously in the ended incarnation's own task, which then runs the replacement itself (no
+hop through the control task, no new task). Being synchronous, that decision cannot interleave
+with the control task's; everything else (group restarts, escalation, failed starts, children
+that are not restarted) goes through the control task.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import time
 from collections import deque
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 
 from policies import RestartPolicy
@@ -43,6 +51,11 @@ from supervisors._telemetry import Telemetry, logger
 __all__ = ["Engine"]
 
 _MESSAGE_LIMIT = 200
+# Restarts done in place whose telemetry waits for the control loop; past this many they
+# are recorded at once, so the backlog is bounded even if the loop is busy.
+_REPORT_BACKLOG = 256
+
+_Report = tuple[str, RestartReason, Exception | None, int, int]
 
 
 class _Child:
@@ -95,9 +108,7 @@ def _cause(spec: ChildSpec, ctx: ChildContext, reason: RestartReason) -> BaseExc
     if ctx.error is not None and reason is not RestartReason.HANG:
         return ctx.error
     if reason is RestartReason.HANG:
-        return ChildHung(
-            f"child {spec.id!r} sent no heartbeat within {spec.heartbeat_timeout:g}s"
-        )
+        return ChildHung(f"child {spec.id!r} sent no heartbeat within {spec.heartbeat_timeout:g}s")
     if ctx.is_started:
         return ChildExited(f"permanent child {spec.id!r} returned")
     return ChildExited(f"child {spec.id!r} returned before calling task_status.started()")
@@ -136,6 +147,7 @@ class Engine:
         # number of children.
         self._queue: deque[_Child] = deque()
         self._wake: anyio.Event | None = None
+        self._reports: deque[_Report] = deque()
         # Only the newest ``policy.window`` restart times can decide the intensity.
         self._recent: deque[float] = deque(maxlen=policy.window)
         self._history: deque[RestartRecord] = deque(maxlen=history_cap)
@@ -200,7 +212,9 @@ class Engine:
         # A supervisor restarted by its parent starts with a fresh intensity window, as a
         # new OTP supervisor process would.
         self._recent.clear()
-        self._lock = anyio.Lock()
+        # Only dynamic supervisors have callers besides the control loop that change the
+        # children; a static one skips the lock (and its extra scheduling point per restart).
+        self._lock = anyio.Lock() if dynamic else None
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -214,6 +228,7 @@ class Engine:
                     # Our own stop is bounded by our parent's shutdown_timeout for us.
                     with shutdown_grace():
                         await self._stop_all()
+                    self._flush_reports()
         finally:
             self._tg = None
             self._lock = None
@@ -238,49 +253,101 @@ class Engine:
                 return _Stop(ChildStartError(self.name, child.spec.id), cause)
         return None
 
+    def _flush_reports(self) -> None:
+        while self._reports:
+            self.telemetry.restart(*self._reports.popleft())
+
     async def _supervise(self) -> _Stop:
-        assert self._lock is not None
         while True:
             while not self._queue:
+                self._flush_reports()
                 self._wake = anyio.Event()
                 await self._wake.wait()
             self._wake = None
+            self._flush_reports()
             child = self._queue.popleft()
             child.queued = False
-            async with self._lock:
-                ctx = child.current
-                # Stale: stopped or replaced since it was queued, or still running.
-                if ctx is None or not ctx.exited or ctx.handled or ctx.stopping:
-                    continue
-                stop = await self._handle_exit(child, ctx)
+            if self._lock is None:
+                stop = await self._process(child)
+            else:
+                async with self._lock:
+                    stop = await self._process(child)
             if stop is not None:
                 return stop
 
+    async def _process(self, child: _Child) -> _Stop | None:
+        ctx = child.current
+        # Stale: stopped or replaced since it was queued, or still running.
+        if ctx is None or not ctx.exited or ctx.handled or ctx.stopping:
+            return None
+        try:
+            return await self._handle_exit(child, ctx)
+        finally:
+            # The exception's traceback holds the incarnation's frame, which holds ctx:
+            # drop the reference so the cycle does not wait for the cyclic GC.
+            ctx.error = None
+
     # -- one incarnation -------------------------------------------------------------------
+
+    def _new_context(self, child: _Child, now: float) -> ChildContext:
+        ctx = ChildContext(child.spec.id, child.spec.heartbeat_timeout, now)
+        ctx._on_started = self._mark_running
+        child.current = ctx
+        child.state = ChildState.STARTING
+        return ctx
+
+    def _mark_running(self, ctx: ChildContext) -> None:
+        child = self.children.get(ctx.child_id)
+        if child is not None and child.current is ctx:
+            child.state = ChildState.RUNNING
 
     async def _start(self, child: _Child, delay: float) -> bool:
         """Spawn an incarnation and wait until it is initialised (True) or has ended (False)."""
         assert self._tg is not None
-        spec = child.spec
-        ctx = ChildContext(spec.id, spec.heartbeat_timeout, anyio.current_time())
-        child.current = ctx
-        child.state = ChildState.STARTING
-        self._tg.start_soon(self._incarnation, child, ctx, delay, name=spec.id)
+        ctx = self._new_context(child, anyio.current_time())
+        self._tg.start_soon(self._incarnation, child, ctx, delay, name=child.spec.id)
         await ctx._settled.wait()
-        if ctx.is_started:
-            if not ctx.exited:
-                child.state = ChildState.RUNNING
-            return True
-        return False
+        return ctx.is_started
 
     async def _incarnation(self, child: _Child, ctx: ChildContext, delay: float) -> None:
-        _current.set(ctx)
-        spec = child.spec
+        """Run the child; restart it in this same task while that needs no one else."""
+        first = True
+        while True:
+            _current.set(ctx)
+            try:
+                await self._run_child(child.spec, ctx, delay, first)
+            finally:
+                ctx._mark_exited()
+            if ctx.stopping or child.current is not ctx:
+                return
+            restart = self._restart_in_place(child, ctx)
+            if restart is None:
+                child.state = ChildState.STOPPED
+                if not child.queued:
+                    child.queued = True
+                    self._queue.append(child)
+                if self._wake is not None:
+                    self._wake.set()
+                return
+            ctx, delay = restart
+            first = False
+
+    async def _run_child(
+        self, spec: ChildSpec, ctx: ChildContext, delay: float, first: bool
+    ) -> None:
         try:
             with ctx._scope:
                 if not ctx.stopping:
                     if delay > 0.0:
                         await anyio.sleep(delay)
+                    elif not first:
+                        # A child that crashes before its first checkpoint must not keep
+                        # the event loop to itself while it crash-loops.
+                        await anyio.lowlevel.checkpoint()
+                    if not first and self._reports and self._wake is not None:
+                        # The loop records this restart once the child has run up to its
+                        # first checkpoint, normally past task_status.started().
+                        self._wake.set()
                     if spec.heartbeat_timeout is not None:
                         ctx._scope.deadline = anyio.current_time() + spec.heartbeat_timeout
                     await spec.start(task_status=ctx)
@@ -288,17 +355,44 @@ class Engine:
             # Outside the scope, so exception groups that also held our cancellation are
             # caught once the scope has taken its Cancelled out of them.
             ctx.error = exc
-        finally:
-            ctx.exited = True
-            ctx._done.set()
-            ctx._settled.set()
-            if not ctx.stopping and child.current is ctx:
-                child.state = ChildState.STOPPED
-                if not child.queued:
-                    child.queued = True
-                    self._queue.append(child)
-                if self._wake is not None:
-                    self._wake.set()
+
+    def _restart_in_place(
+        self, child: _Child, ctx: ChildContext
+    ) -> tuple[ChildContext, float] | None:
+        """Decide a one-for-one restart synchronously, in the ended incarnation's task.
+
+        Only the plain case qualifies: one-for-one, the child is to be restarted and the
+        intensity allows it. Anything that needs siblings stopped, the supervisor stopped
+        or its ``run()`` to raise is left to the control loop (returns None). Being
+        synchronous, the decision cannot interleave with the loop's own.
+        """
+        if (
+            self.strategy is not Strategy.ONE_FOR_ONE
+            or self._tg is None
+            or self._closing
+            # A failed start belongs to whoever is waiting for it (initial start,
+            # start_child or a loop-driven restart).
+            or not ctx.is_started
+        ):
+            return None
+        reason = _reason(ctx)
+        if not _needs_restart(child.spec.restart, reason):
+            return None
+        now = anyio.current_time()
+        if self.policy.intensity_exceeded(self._recent, now):
+            return None
+        ctx.handled = True
+        error = ctx.error
+        ctx.error = None  # see _process: break the traceback -> frame -> ctx cycle
+        self._note_end(child, reason, error, now)
+        delay = self._commit_restart(child, ctx, reason, error, now, restarted=1)
+        child.restarts += 1
+        report = (child.spec.id, reason, error, child.restarts, time.time_ns())
+        if len(self._reports) < _REPORT_BACKLOG:
+            self._reports.append(report)
+        else:
+            self.telemetry.restart(*report)
+        return self._new_context(child, now), delay
 
     async def _stop(self, child: _Child) -> None:
         """Stop a child's current incarnation (if any) and wait for it to end."""
@@ -318,7 +412,7 @@ class Engine:
         timeout = child.spec.shutdown_timeout
         if not math.isinf(timeout):
             with anyio.move_on_after(timeout):
-                await ctx._done.wait()
+                await ctx._wait_done()
                 return
             # Only a child shielding its cleanup itself (not via shutdown_grace) gets here;
             # nothing can cancel through its shield, so say so and keep waiting.
@@ -329,7 +423,7 @@ class Engine:
                 timeout,
                 extra={"supervisor": self.name, "child_id": child.spec.id},
             )
-        await ctx._done.wait()
+        await ctx._wait_done()
 
     async def _stop_all(self) -> None:
         for child in reversed(list(self.children.values())):
@@ -337,12 +431,10 @@ class Engine:
 
     # -- decisions -------------------------------------------------------------------------
 
-    async def _handle_exit(self, child: _Child, ctx: ChildContext) -> _Stop | None:
-        ctx.handled = True
+    def _note_end(
+        self, child: _Child, reason: RestartReason, error: Exception | None, now: float
+    ) -> None:
         spec = child.spec
-        reason = _reason(ctx)
-        error = ctx.error
-        now = anyio.current_time()
         if reason is not RestartReason.EXIT or spec.restart is Restart.PERMANENT:
             child.last_failure = Failure(
                 reason=reason,
@@ -354,34 +446,52 @@ class Engine:
             self.hangs_total += 1
             self.telemetry.hang(spec.id, spec.heartbeat_timeout)
 
-        if not _needs_restart(spec.restart, reason):
-            child.current = None
-            return self._ended(child)
-
+    def _commit_restart(
+        self,
+        child: _Child,
+        ctx: ChildContext,
+        reason: RestartReason,
+        error: Exception | None,
+        now: float,
+        restarted: int,
+    ) -> float:
+        """Count a restart the intensity allowed; returns the child's backoff delay."""
         policy = self.policy
-        if policy.intensity_exceeded(self._recent, now):
-            return self._escalate(child, ctx, reason)
         self._recent.append(now)
         self.restarts_total += 1
-
         attempt = policy.next_attempt(child.attempt, now - ctx.spawned_at)
-        delay = (
-            0.0 if policy.backoff is None else policy.restart_delay(attempt, self._rng.random())
-        )
         child.attempt = attempt + 1
-
-        targets = self._targets(child)
-        restartable = [t for t in targets if t is child or t.spec.restart is not Restart.TEMPORARY]
         self._history.append(
             RestartRecord(
-                child_id=spec.id,
+                child_id=child.spec.id,
                 reason=reason,
                 at=now,
                 error_type=None if error is None else type(error).__qualname__,
-                restarted=len(restartable),
+                restarted=restarted,
             )
         )
-        span = self.telemetry.restart(spec.id, reason, error, child.restarts + 1)
+        if policy.backoff is None:
+            return 0.0
+        return policy.restart_delay(attempt, self._rng.random())
+
+    async def _handle_exit(self, child: _Child, ctx: ChildContext) -> _Stop | None:
+        ctx.handled = True
+        spec = child.spec
+        reason = _reason(ctx)
+        error = ctx.error
+        now = anyio.current_time()
+        self._note_end(child, reason, error, now)
+
+        if not _needs_restart(spec.restart, reason):
+            child.current = None
+            return self._ended(child)
+        if self.policy.intensity_exceeded(self._recent, now):
+            return self._escalate(child, ctx, reason)
+
+        targets = self._targets(child)
+        restartable = [t for t in targets if t is child or t.spec.restart is not Restart.TEMPORARY]
+        delay = self._commit_restart(child, ctx, reason, error, now, len(restartable))
+        began = time.time_ns()
         try:
             for sibling in reversed(targets):
                 if sibling is not child:
@@ -392,7 +502,9 @@ class Engine:
                     # Its end is queued; handling it restarts the rest of this group too.
                     break
         finally:
-            span.end()
+            # Reported once the replacement runs, so recording never delays recovery; the
+            # span still starts at the decision and so measures the restart.
+            self.telemetry.restart(spec.id, reason, error, child.restarts, began)
         return None
 
     def _targets(self, child: _Child) -> list[_Child]:
@@ -424,6 +536,7 @@ class Engine:
         return _Stop()
 
     def _escalate(self, child: _Child, ctx: ChildContext, reason: RestartReason) -> _Stop:
+        # Called before ctx.error is dropped, so the cause below is the real exception.
         child.current = None
         self.escalations_total += 1
         error = SupervisorEscalation(
@@ -477,4 +590,3 @@ class Engine:
             if child is None:
                 raise ChildNotFound(f"supervisor {self.name!r} has no child {child_id!r}")
             await self._stop(child)
-

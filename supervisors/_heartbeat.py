@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import anyio
@@ -33,6 +33,7 @@ class ChildContext:
         "_grace",
         "_hard_deadline",
         "_heartbeat_timeout",
+        "_on_started",
         "_scope",
         "_settled",
         "_started",
@@ -52,7 +53,9 @@ class ChildContext:
         # child, so an outer cancellation cannot stop siblings all at once, out of order.
         self._scope = anyio.CancelScope(shield=True)
         self._settled = anyio.Event()
-        self._done = anyio.Event()
+        # Created only when someone waits for the end (a stop): most incarnations end
+        # unobserved, and an Event is not free.
+        self._done: anyio.Event | None = None
         self._started = False
         self._stopping = False
         self._hard_deadline = math.inf
@@ -60,6 +63,7 @@ class ChildContext:
         self.exited = False
         self.handled = False
         self.error: Exception | None = None
+        self._on_started: Callable[[ChildContext], None] | None = None
 
     def started(self, value: object = None) -> None:
         """Mark the child initialised; its supervisor's start proceeds to the next child.
@@ -71,6 +75,8 @@ class ChildContext:
             raise RuntimeError("task_status.started() called twice")
         self._started = True
         self._settled.set()
+        if self._on_started is not None:
+            self._on_started(self)
 
     @property
     def is_started(self) -> bool:
@@ -106,6 +112,18 @@ class ChildContext:
                 yield scope
         finally:
             self._grace.remove(scope)
+
+    async def _wait_done(self) -> None:
+        if not self.exited:
+            if self._done is None:
+                self._done = anyio.Event()
+            await self._done.wait()
+
+    def _mark_exited(self) -> None:
+        self.exited = True
+        self._settled.set()
+        if self._done is not None:
+            self._done.set()
 
     def _request_stop(self, timeout: float, now: float) -> None:
         self._stopping = True

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from opentelemetry import metrics, trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from supervisors._child import RestartReason
 
@@ -71,15 +71,20 @@ class Telemetry:
         return attributes
 
     def restart(
-        self, child_id: str, reason: RestartReason, error: BaseException | None, count: int
-    ) -> Span:
-        """Report a restart decision; returns the restart span, which the caller ends once
-        the replacement has started (so the span measures the restart)."""
-        attributes = self._attributes(child_id, reason, error)
-        trace.get_current_span().add_event(RESTART_SPAN, attributes)
-        span = self._tracer.start_span(RESTART_SPAN, attributes=attributes)
-        if span.is_recording():
-            span.set_attribute("garrison.child.restarts", count)
+        self,
+        child_id: str,
+        reason: RestartReason,
+        error: BaseException | None,
+        count: int,
+        began_ns: int,
+    ) -> None:
+        """Report a restart that began at ``began_ns`` (``time.time_ns()``) and is done."""
+        attributes: dict[str, str | int] = {
+            **self._attributes(child_id, reason, error),
+            "garrison.child.restarts": count,
+        }
+        trace.get_current_span().add_event(RESTART_SPAN, attributes, timestamp=began_ns)
+        self._tracer.start_span(RESTART_SPAN, attributes=attributes, start_time=began_ns).end()
         self._restarts.add(
             1,
             {
@@ -102,7 +107,6 @@ class Telemetry:
                     "error_type": attributes.get("exception.type"),
                 },
             )
-        return span
 
     def hang(self, child_id: str, timeout: float | None) -> None:
         """Report a child cancelled for missing its heartbeat deadline."""

@@ -13,6 +13,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import anyio
 import msgspec
 import typer
+from rich.console import Console
 
 from policies import GarrisonError
 from runtime._errors import ItemNotFound, ReplayRefused, ValidationFailed
@@ -95,3 +96,9 @@ def iso(ts: float | None) -> str | None:
     import datetime as dt
 
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="milliseconds")
+
+
+def console() -> Console:
+    """A console for tables: the terminal's width, or wide enough not to wrap in pipes."""
+    term = Console()
+    return term if term.is_terminal else Console(width=200)

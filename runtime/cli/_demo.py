@@ -9,7 +9,15 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from runtime.cli._common import DbOption, FormatOption, check_format, db_path, print_json, run_async
+from runtime.cli._common import (
+    DbOption,
+    FormatOption,
+    check_format,
+    console,
+    db_path,
+    print_json,
+    run_async,
+)
 from runtime.demo import DemoProgress, DemoReport, run_demo
 
 
@@ -56,14 +64,14 @@ def demo(
     hanging handlers), then reconcile: every item must be succeeded or dead-lettered.
     Exits 1 if anything is unaccounted for."""
     out = check_format(fmt)
-    console = Console(stderr=out == "json")
-    live_view = console.is_terminal
+    live_console = Console(stderr=out == "json")
+    live_view = live_console.is_terminal
     path = db_path(db)
 
     async def body() -> DemoReport:
         if not live_view:
             return await run_demo(path, items=items, duration_s=duration, seed=seed)
-        with Live(console=console, refresh_per_second=8) as live:
+        with Live(console=live_console, refresh_per_second=8) as live:
             return await run_demo(
                 path,
                 items=items,
@@ -76,7 +84,7 @@ def demo(
     if out == "json":
         print_json({**{f: getattr(report, f) for f in report.__struct_fields__}, "ok": report.ok})
     else:
-        Console().print(_report_table(report))
+        console().print(_report_table(report))
         typer.echo(
             f"next: garrison dlq list --db {path}   |   "
             f"garrison queue-metrics --db {path} --since 300"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from runtime.cli._common import (
@@ -13,6 +12,7 @@ from runtime.cli._common import (
     FormatOption,
     QueueOption,
     check_format,
+    console,
     db_path,
     iso,
     print_json,
@@ -30,7 +30,8 @@ ReasonOption = Annotated[
 
 def _table(letters: list[DeadLetter]) -> None:
     table = Table(title=f"{len(letters)} dead letter(s)")
-    for column in ("id", "topic", "key", "reason", "attempts", "dead at", "replays", "error"):
+    table.add_column("id", no_wrap=True, min_width=32)
+    for column in ("topic", "key", "reason", "attempts", "dead at", "replays", "error"):
         table.add_column(column)
     for d in letters:
         table.add_row(
@@ -43,7 +44,7 @@ def _table(letters: list[DeadLetter]) -> None:
             str(d.replay_count),
             (d.error or "")[:60],
         )
-    Console().print(table)
+    console().print(table)
 
 
 @app.command("list")
@@ -145,6 +146,7 @@ def purge(
     queue: QueueOption = "default",
 ) -> None:
     """Delete archived dead letters older than --older-than; prints the count."""
+
     async def body() -> int:
         age = parse_since(older_than, allow_zero=True)
         async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:

@@ -99,9 +99,8 @@ def enqueue(
         Path | None, typer.Option("--from-file", help="JSON-lines file of items.")
     ] = None,
     queue: QueueOption = "default",
-    max_payload_bytes: Annotated[
-        int, typer.Option(help="Largest payload accepted.", min=1)
-    ] = 1024 * 1024,
+    max_payload_bytes: Annotated[int, typer.Option(help="Largest payload accepted.", min=1)] = 1024
+    * 1024,
 ) -> None:
     """Enqueue one item (prints its id) or a JSON-lines file of items (prints a count)."""
     config = StoreConfig(queue=queue, max_payload_bytes=max_payload_bytes)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from runtime.cli._common import (
@@ -13,6 +12,7 @@ from runtime.cli._common import (
     FormatOption,
     QueueOption,
     check_format,
+    console,
     db_path,
     iso,
     print_json,
@@ -79,7 +79,7 @@ def queue_metrics(
         table.add_row(name, str(doc[name]))
     for topic, at in doc["last_success"].items():
         table.add_row(f"last success {topic}", str(at))
-    Console().print(table)
+    console().print(table)
 
 
 def events(
@@ -100,7 +100,9 @@ def events(
     async def body() -> list[AuditEvent]:
         async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
             start = None if since is None else store.now() - parse_since(since)
-            return await store.events(item_id=item, topic=topic, kind=kind, since=start, limit=limit)
+            return await store.events(
+                item_id=item, topic=topic, kind=kind, since=start, limit=limit
+            )
 
     rows = run_async(body)
     if out == "json":
@@ -120,7 +122,7 @@ def events(
             "" if e.attempt is None else f"{e.attempt}/{e.max_attempts}",
             (e.error or "")[:50],
         )
-    Console().print(table)
+    console().print(table)
 
 
 def _event_dict(e: AuditEvent) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -33,7 +34,8 @@ def work(
         list[str] | None, typer.Option("--topic", help="Only these topics (repeatable).")
     ] = None,
     max_attempts: Annotated[
-        int, typer.Option(help="Default attempts for items that do not set theirs.", min=1, max=1000)
+        int,
+        typer.Option(help="Default attempts for items that do not set theirs.", min=1, max=1000),
     ] = 5,
     synchronous: Annotated[
         Synchronous, typer.Option(help="SQLite synchronous level.")
@@ -50,6 +52,9 @@ def work(
     if str(handler).strip() == "":
         raise typer.BadParameter("--handler is required")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    # Like other runners (uvicorn, celery), resolve the service's modules from where it runs.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     with friendly_errors():
         fn = load_handler(handler)
         config = worker_config(

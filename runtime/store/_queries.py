@@ -170,9 +170,7 @@ def list_events(
     return [AuditEvent(*r) for r in rows]
 
 
-def queue_metrics(
-    conn: sqlite3.Connection, queue: str, now: float, since_s: float
-) -> QueueMetrics:
+def queue_metrics(conn: sqlite3.Connection, queue: str, now: float, since_s: float) -> QueueMetrics:
     """Depth by state and windowed rates for a queue."""
     start = now - since_s
     depth = {state.value: 0 for state in ItemState}

@@ -8,20 +8,20 @@ import random
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from os import PathLike
 from pathlib import Path
 from typing import TypeVar
 
 import anyio
-import anyio.to_thread
 import msgspec
 
 from policies import RetentionPolicy
 from runtime._errors import ItemNotFound, StaleLease, StoreUnavailable, ValidationFailed
 from runtime.store import _queries as q
 from runtime.store import _transitions as tx
-from runtime.store._bridge import wait_future
+from runtime.store._bridge import in_thread, wait_future
 from runtime.store._config import StoreConfig
 from runtime.store._envelope import (
     DeadLetter,
@@ -34,7 +34,7 @@ from runtime.store._envelope import (
 )
 from runtime.store._sqlite_errors import translate
 from runtime.store._sqlite_open import check_path, connect, prepare
-from runtime.store._writer import GroupCommitWriter, WriterStatistics, WriteFn
+from runtime.store._writer import GroupCommitWriter, WriteFn, WriterStatistics
 
 T = TypeVar("T")
 
@@ -75,8 +75,7 @@ class SQLiteStore:
         self._rand = rand
         self._found_version = found_version
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._reader_count = 0
-        self._read_limiter = anyio.CapacityLimiter(config.readers)
+        self._read_pool = ThreadPoolExecutor(config.readers, thread_name_prefix="garrison-read")
         self._writer = GroupCommitWriter(
             connect(path, config, writer=True),
             clock=clock,
@@ -127,6 +126,7 @@ class SQLiteStore:
             return
         self._closed = True
         self._writer.close()
+        self._read_pool.shutdown(wait=True)
         while True:
             try:
                 self._readers.get_nowait().close()
@@ -135,7 +135,7 @@ class SQLiteStore:
 
     async def aclose(self) -> None:
         """Close without blocking the event loop."""
-        await anyio.to_thread.run_sync(self.close)
+        await wait_future(in_thread(self.close))
 
     def now(self) -> float:
         """The store's clock: wall time, unless a test injected another."""
@@ -159,8 +159,8 @@ class SQLiteStore:
         try:
             future = self._writer.submit(fn, block=False)
         except queue.Full:
-            # Backpressure: wait in a worker thread for room rather than grow the queue.
-            future = await anyio.to_thread.run_sync(self._writer.submit, fn)
+            # Backpressure: wait in a thread for room rather than grow the queue.
+            future = await wait_future(in_thread(lambda: self._writer.submit(fn)))
         return await wait_future(future)
 
     def _read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -178,7 +178,7 @@ class SQLiteStore:
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        return await anyio.to_thread.run_sync(self._read_sync, fn, limiter=self._read_limiter)
+        return await wait_future(self._read_pool.submit(self._read_sync, fn))
 
     # -- intake ------------------------------------------------------------------------
 
@@ -463,10 +463,10 @@ class SQLiteStore:
     async def has_effect(self, effect_key: str) -> bool:
         """Whether a side effect with this key was delivered."""
         return await self._read(
-            lambda c: c.execute(
-                "SELECT 1 FROM effects WHERE effect_key = ?", (effect_key,)
-            ).fetchone()
-            is not None
+            lambda c: (
+                c.execute("SELECT 1 FROM effects WHERE effect_key = ?", (effect_key,)).fetchone()
+                is not None
+            )
         )
 
     async def save_checkpoint(self, name: str, state: bytes) -> None:
@@ -500,8 +500,10 @@ async def open_store(
 
     Raises what :meth:`SQLiteStore.open` raises.
     """
-    store = await anyio.to_thread.run_sync(
-        functools.partial(SQLiteStore.open, path, config, create=create, clock=clock, rand=rand)
+    store = await wait_future(
+        in_thread(
+            functools.partial(SQLiteStore.open, path, config, create=create, clock=clock, rand=rand)
+        )
     )
     try:
         yield store

@@ -29,9 +29,10 @@ def translate(exc: sqlite3.Error) -> Exception:
         or "malformed" in text
     ):
         error = NotADatabase(f"the database file is corrupt or not a database: {text}")
-    elif code in ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_IOERR") or isinstance(
-        exc, sqlite3.OperationalError
-    ) and ("unable to open" in text or "readonly" in text or "disk I/O" in text):
+    elif code in ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_IOERR") or (
+        isinstance(exc, sqlite3.OperationalError)
+        and ("unable to open" in text or "readonly" in text or "disk I/O" in text)
+    ):
         error = StoreUnavailable(f"the database cannot be written: {text}")
     else:
         return exc

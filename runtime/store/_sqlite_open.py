@@ -72,9 +72,7 @@ def prepare(path: Path, config: StoreConfig) -> int:
     """
     conn = connect(path, config, writer=False)
     try:
-        tables = {
-            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0 and tables - {"sqlite_sequence"}:
             raise NotADatabase(f"{path} is a SQLite database but not a Garrison one")

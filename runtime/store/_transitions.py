@@ -382,13 +382,12 @@ def dead_letter_now(
 
 
 def _dead_lettered(conn: sqlite3.Connection, item_id: str) -> tuple[WorkItem, int]:
-    item = _select_item(conn, item_id)
     row = conn.execute(
         "SELECT replay_count FROM dead_letters WHERE item_id = ?", (item_id,)
     ).fetchone()
     if row is None:
         raise ItemNotFound(f"no dead letter with id {item_id!r}")
-    return item, int(row[0])
+    return _select_item(conn, item_id), int(row[0])
 
 
 def replay(
@@ -462,7 +461,9 @@ def archive(conn: sqlite3.Connection, now: float, item_id: str) -> None:
     audit(conn, now, "archived", item.queue, item=item, to_state="archived")
 
 
-def _delete_items(conn: sqlite3.Connection, now: float, queue: str, kind: str, ids: list[str]) -> int:
+def _delete_items(
+    conn: sqlite3.Connection, now: float, queue: str, kind: str, ids: list[str]
+) -> int:
     if not ids:
         return 0
     conn.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in ids])

@@ -102,6 +102,7 @@ class Worker:
         # Leases still worth extending: an item leaves this as soon as it starts settling.
         self._unsettled: dict[str, WorkItem] = {}
         self._stop = anyio.Event()
+        self._settled = anyio.Event()
         self._leased = self._succeeded = self._failed = self._stale = 0
         self.drained = False
         self.completed_shutdown = True
@@ -149,7 +150,8 @@ class Worker:
 
     async def _wait_idle(self) -> None:
         while self._in_flight:
-            await anyio.sleep(min(0.05, self.config.poll_interval_s))
+            self._settled = anyio.Event()
+            await self._settled.wait()
 
     async def _lease_loop(self, send: MemoryObjectSendStream[WorkItem]) -> None:
         cfg = self.config
@@ -185,6 +187,7 @@ class Worker:
                     await self._handle(item)
                 finally:
                     self._in_flight.pop(item.id, None)
+                    self._settled.set()
 
     async def _handle(self, item: WorkItem) -> None:
         token = item.lease_token or ""

@@ -87,6 +87,26 @@ def store_factory(backend: str, tmp_path: Path, fake_clock: Any) -> StoreFactory
 
 
 @pytest.fixture
+def fresh_store_factory(
+    backend: str, tmp_path: Path
+) -> Callable[[Callable[[], float]], StoreFactory]:
+    """``fresh_store_factory(clock)``: a factory on a new, empty database each call.
+
+    For hypothesis tests, where every example needs a database of its own.
+    """
+    count = 0
+
+    def fresh(clock: Callable[[], float]) -> StoreFactory:
+        nonlocal count
+        count += 1
+        folder = tmp_path / f"db-{count}"
+        folder.mkdir()
+        return make_factory(backend, folder, clock)
+
+    return fresh
+
+
+@pytest.fixture
 async def store(store_factory: StoreFactory) -> AsyncIterator[Store]:
     """An open store with :data:`TEST_CONFIG`."""
     async with store_factory.open() as opened:
@@ -114,7 +134,6 @@ async def take_snapshot(store: Store) -> Snapshot:
 def snapshot() -> Callable[[Store], Awaitable[Snapshot]]:
     """``await snapshot(store)``: everything visible in the store, for equality checks."""
     return take_snapshot
-
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ async def test_every_transition_writes_an_audit_row(store: Store, fake_clock: An
     (first,) = await store.lease("w1", lease_s=10)
     await store.fail(item_id, token(first), Failure(error="e1", error_type="IOError"))
     fake_clock.advance(10)
-    (second,) = await store.lease("w2", lease_s=10)
+    (_second,) = await store.lease("w2", lease_s=10)
     fake_clock.advance(10)
     await store.reclaim_expired()
     (third,) = await store.lease("w3")
@@ -70,14 +70,12 @@ async def test_refused_operations_write_no_audit_row(store: Store) -> None:
     await store.enqueue(NewItem(topic="t", payload=b"p"))
     (item,) = await store.lease("w")
     before = await store.events()
-    with pytest.raises(Exception):  # noqa: B017, PT011 - StaleLease; the point is no audit row
+    with pytest.raises(Exception):  # noqa: B017 - StaleLease; the point is no audit row
         await store.ack(item.id, "stale")
     assert await store.events() == before
 
 
-async def test_events_filter_by_topic_kind_since_and_limit(
-    store: Store, fake_clock: Any
-) -> None:
+async def test_events_filter_by_topic_kind_since_and_limit(store: Store, fake_clock: Any) -> None:
     await store.enqueue(NewItem(topic="a", payload=b"p"))
     fake_clock.advance(5)
     await store.enqueue(NewItem(topic="b", payload=b"p"))

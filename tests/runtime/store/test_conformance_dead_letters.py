@@ -57,9 +57,7 @@ async def test_get_dead_letter_of_a_live_item_raises_item_not_found(store: Store
         await store.get_dead_letter("missing")
 
 
-async def test_dead_letters_filter_by_topic_reason_and_time(
-    store: Store, fake_clock: Any
-) -> None:
+async def test_dead_letters_filter_by_topic_reason_and_time(store: Store, fake_clock: Any) -> None:
     t0 = fake_clock.now
     a = await make_dead(store, "a")
     fake_clock.advance(10)

@@ -132,7 +132,12 @@ BAD_ITEMS: list[tuple[str, NewItem, type[ValidationFailed], str]] = [
         ChecksumMismatch,
         "sha256",
     ),
-    ("sha256 malformed", NewItem(topic="t", payload=b"x", sha256="abc"), ValidationFailed, "sha256"),
+    (
+        "sha256 malformed",
+        NewItem(topic="t", payload=b"x", sha256="abc"),
+        ValidationFailed,
+        "sha256",
+    ),
     (
         "sha256 not hex",
         NewItem(topic="t", payload=b"x", sha256="z" * 64),
@@ -141,7 +146,12 @@ BAD_ITEMS: list[tuple[str, NewItem, type[ValidationFailed], str]] = [
     ),
     ("sha256 not str", NewItem(topic="t", payload=b"x", sha256=5), ValidationFailed, "sha256"),  # type: ignore[arg-type]
     ("priority str", NewItem(topic="t", payload=b"x", priority="1"), ValidationFailed, "priority"),  # type: ignore[arg-type]
-    ("priority bool", NewItem(topic="t", payload=b"x", priority=True), ValidationFailed, "priority"),
+    (
+        "priority bool",
+        NewItem(topic="t", payload=b"x", priority=True),
+        ValidationFailed,
+        "priority",
+    ),
     (
         "priority out of range",
         NewItem(topic="t", payload=b"x", priority=1_000_001),

@@ -211,3 +211,10 @@ def test_sync_open_and_close_work_outside_an_event_loop(tmp_path: Path) -> None:
     finally:
         store.close()
         store.close()  # idempotent
+
+
+async def test_now_reads_the_injected_clock(tmp_path: Path, fake_clock: Any) -> None:
+    async with open_store(tmp_path / "q.db", clock=fake_clock) as store:
+        assert store.now() == fake_clock.now
+        fake_clock.advance(5)
+        assert store.now() == fake_clock.now
