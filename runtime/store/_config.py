@@ -35,6 +35,8 @@ class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         max_lease_s: longest lease a worker may ask for.
         list_limit: most rows a list query returns.
         readers: read connections kept open (reads never wait for the writer).
+        cache_mib: SQLite page cache per connection, in MiB (index pages of a busy
+            queue stay in memory instead of being re-read).
         retry: retry policy for failures that do not say otherwise.
         retention: retention ages for purges.
         max_page_count: when set, the writer connection's ``PRAGMA max_page_count``: a
@@ -52,6 +54,7 @@ class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_lease_s: float = 3600.0
     list_limit: int = 1000
     readers: int = 4
+    cache_mib: int = 64
     retry: RetryPolicy = RetryPolicy()
     retention: RetentionPolicy = RetentionPolicy()
     max_page_count: int | None = None
@@ -66,6 +69,7 @@ class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             "max_lease_s": self.max_lease_s,
             "list_limit": self.list_limit,
             "readers": self.readers,
+            "cache_mib": self.cache_mib,
         }
         if self.max_page_count is not None:
             positive["max_page_count"] = self.max_page_count

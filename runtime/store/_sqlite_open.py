@@ -51,6 +51,7 @@ def connect(path: Path, config: StoreConfig, *, writer: bool) -> sqlite3.Connect
         conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA synchronous = {config.synchronous.value}")
+        conn.execute(f"PRAGMA cache_size = {-1024 * int(config.cache_mib)}")
         if writer and config.max_page_count is not None:
             conn.execute(f"PRAGMA max_page_count = {int(config.max_page_count)}")
         if not writer:

@@ -7,8 +7,9 @@ refuse, in which case its savepoint is rolled back and nothing it did remains.
 
 from __future__ import annotations
 
+import os
 import sqlite3
-import uuid
+import time
 from collections.abc import Sequence
 
 import msgspec
@@ -67,8 +68,12 @@ class FailOutcome(msgspec.Struct, frozen=True):
 
 
 def new_id() -> str:
-    """A fresh item id."""
-    return uuid.uuid4().hex
+    """A fresh item id: 48 bits of milliseconds, then 80 random bits, as 32 hex digits.
+
+    Time-ordered ids land at the right edge of the id indexes, so inserts touch a few hot
+    pages instead of random ones all over the B-tree (a large share of enqueue cost).
+    """
+    return f"{time.time_ns() // 1_000_000 & 0xFFFFFFFFFFFF:012x}{os.urandom(10).hex()}"
 
 
 def audit(
@@ -112,23 +117,26 @@ def enqueue_many(
 ) -> list[EnqueueResult]:
     """Insert validated items (each with its digest); known idempotency keys return the old id."""
     results: list[EnqueueResult] = []
+    rows: list[tuple[object, ...]] = []
     audits: list[AuditRow] = []
+    # Keys first seen in this call: the inserts are not run yet, so look here too.
+    fresh_keys: dict[str, str] = {}
     for item, digest in items:
-        if item.idempotency_key is not None:
-            found = conn.execute(
-                "SELECT id FROM items WHERE queue = ? AND idempotency_key = ?",
-                (queue, item.idempotency_key),
-            ).fetchone()
-            if found is not None:
-                results.append(EnqueueResult(id=found[0], created=False))
-                continue
+        key = item.idempotency_key
         item_id = new_id()
+        if key is not None:
+            found = fresh_keys.get(key)
+            if found is None:
+                row = conn.execute(
+                    "SELECT id FROM items WHERE queue = ? AND idempotency_key = ?", (queue, key)
+                ).fetchone()
+                found = None if row is None else row[0]
+            if found is not None:
+                results.append(EnqueueResult(id=found, created=False))
+                continue
+            fresh_keys[key] = item_id
         max_attempts = item.max_attempts or default_max_attempts
-        conn.execute(
-            "INSERT INTO items (id, queue, topic, key, priority, payload, sha256, "
-            "idempotency_key, state, attempt, max_attempts, created_at, available_at, "
-            "updated_at, correlation_id, trace_context) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'enqueued', 0, ?, ?, ?, ?, ?, ?)",
+        rows.append(
             (
                 item_id,
                 queue,
@@ -137,20 +145,27 @@ def enqueue_many(
                 item.priority,
                 bytes(item.payload),
                 digest,
-                item.idempotency_key,
+                key,
                 max_attempts,
                 now,
                 now + item.delay_s,
                 now,
                 item.correlation_id or item_id,
                 encode_trace(item.trace_context),
-            ),
+            )
         )
         results.append(EnqueueResult(id=item_id, created=True))
         audits.append(
             (now, "enqueued", queue, item_id, item.topic, None, "enqueued", 0, max_attempts)
             + (None, None, None)
         )
+    conn.executemany(
+        "INSERT INTO items (id, queue, topic, key, priority, payload, sha256, "
+        "idempotency_key, state, attempt, max_attempts, created_at, available_at, "
+        "updated_at, correlation_id, trace_context) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'enqueued', 0, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
     conn.executemany(AUDIT_INSERT, audits)
     return results
 
@@ -251,7 +266,7 @@ def lease(
     audits: list[AuditRow] = []
     for row in rows:
         item = item_from_row(row)
-        token = uuid.uuid4().hex
+        token = os.urandom(16).hex()
         attempt = item.attempt + 1
         updates.append((attempt, owner, token, expires, now, item.seq))
         audits.append(
@@ -301,29 +316,47 @@ def heartbeat(
     return expires
 
 
+_ACK = (
+    "UPDATE items SET state = 'succeeded', updated_at = ?, finished_at = ?, "
+    "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL "
+    "WHERE id = ? AND state = 'leased' AND lease_token = ? "
+    "RETURNING queue, topic, attempt, max_attempts"
+)
+
+
 def ack(conn: sqlite3.Connection, now: float, item_id: str, token: str) -> None:
     """Mark a leased item succeeded."""
-    item = _leased_item(conn, item_id, token)
-    conn.execute(
-        "UPDATE items SET state = 'succeeded', updated_at = ?, finished_at = ?, "
-        "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE id = ?",
-        (now, now, item_id),
-    )
-    audit(conn, now, "succeeded", item.queue, item=item, to_state="succeeded")
+    error = ack_many(conn, now, [(item_id, token)])[0]
+    if error is not None:
+        raise error
 
 
 def ack_many(
     conn: sqlite3.Connection, now: float, leases: Sequence[tuple[str, str]]
 ) -> list[StaleLease | ItemNotFound | None]:
-    """Acknowledge many leases; each entry is None or the error refusing that one."""
+    """Acknowledge many leases; each entry is None or the error refusing that one.
+
+    One guarded UPDATE per lease (the token check is in its WHERE clause); only refused
+    leases pay for a second look to say why.
+    """
     outcomes: list[StaleLease | ItemNotFound | None] = []
+    audits: list[AuditRow] = []
     for item_id, token in leases:
-        try:
-            ack(conn, now, item_id, token)
-        except (StaleLease, ItemNotFound) as exc:
-            outcomes.append(exc)
-        else:
-            outcomes.append(None)
+        row = conn.execute(_ACK, (now, now, item_id, token)).fetchone()
+        if row is None:
+            try:
+                _leased_item(conn, item_id, token)
+            except (StaleLease, ItemNotFound) as exc:
+                outcomes.append(exc)
+                continue
+            raise AssertionError("guarded UPDATE missed a valid lease")  # pragma: no cover
+        queue, topic, attempt, max_attempts = row
+        outcomes.append(None)
+        audits.append(
+            (now, "succeeded", queue, item_id, topic, "leased", "succeeded", attempt)
+            + (max_attempts, None, None, None)
+        )
+    conn.executemany(AUDIT_INSERT, audits)
     return outcomes
 
 
