@@ -18,6 +18,7 @@ from runtime.cli._common import (
     print_json,
     run_async,
 )
+from runtime.replay import ReplayReport, ReplaySelection, ReplayService, replay_config
 from runtime.store import DeadLetter, DeadReason, StoreConfig, open_store
 from runtime.time_parse import parse_since
 
@@ -102,20 +103,69 @@ def get(
 
 @app.command()
 def replay(
-    item_id: Annotated[str, typer.Argument(help="Dead letter (item) id.")],
+    item_id: Annotated[
+        str | None, typer.Argument(help="One dead letter to replay (or select with options).")
+    ] = None,
     db: DbOption = None,
+    topic: Annotated[str | None, typer.Option(help="Select dead letters of this topic.")] = None,
+    reason: ReasonOption = None,
+    since: Annotated[str | None, typer.Option(help="Select those newer than (e.g. 2h).")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be replayed; change nothing.")
+    ] = False,
+    partitions: Annotated[int, typer.Option(help="Replay workers (keyed by item key).")] = 4,
+    rate: Annotated[
+        float | None, typer.Option(help="Most replays per second (default: unlimited).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Most dead letters in one run.", min=1)] = 10_000,
     force: Annotated[
         bool, typer.Option("--force", help="Replay even if it was replayed before.")
     ] = False,
     queue: QueueOption = "default",
+    fmt: FormatOption = "table",
 ) -> None:
-    """Enqueue a dead letter again as a new linked item; prints the new id."""
+    """Replay dead letters: one by id (prints the new id), or a selection through
+    partitioned replay workers. Each dead letter replays once unless --force."""
+    out = check_format(fmt)
+    selecting = any(v is not None for v in (topic, reason, since)) or dry_run
 
-    async def body() -> str:
+    if item_id is not None and not selecting:
+
+        async def one() -> str:
+            async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
+                return await store.replay(item_id, force=force)
+
+        typer.echo(run_async(one))
+        return
+
+    async def many() -> ReplayReport:
+        config = replay_config(partitions=partitions, rate_per_s=rate, force=force)
         async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
-            return await store.replay(item_id, force=force)
+            selection = ReplaySelection(
+                ids=(item_id,) if item_id else (),
+                topic=topic,
+                reason=reason,
+                since=None if since is None else store.now() - parse_since(since),
+                limit=limit,
+            )
+            return await ReplayService(store, config).run(selection, dry_run=dry_run)
 
-    typer.echo(run_async(body))
+    report = run_async(many)
+    if out == "json":
+        print_json(report)
+    else:
+        table = Table(title=("dry run: " if report.dry_run else "") + "replay")
+        for column in ("id", "key", "status", "new id", "detail"):
+            table.add_column(column, no_wrap=column in ("id", "new id"))
+        for o in report.outcomes:
+            table.add_row(o.item_id, o.key or "", o.status, o.new_item_id or "", o.detail or "")
+        console().print(table)
+        typer.echo(
+            f"selected={report.selected} replayed={report.replayed} skipped={report.skipped} "
+            f"missing={report.missing} failed={report.failed}"
+        )
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -92,3 +92,38 @@ def test_dlq_on_a_corrupt_file(tmp_path: Path) -> None:
     path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
     code, _, err = Garrison(path)("dlq", "list")
     assert code == 1 and err.startswith("garrison: error: ") and "Traceback" not in err
+
+
+def test_replay_a_selection_through_partitioned_workers(
+    garrison: Garrison, make_dead_letter: Callable[[], str]
+) -> None:
+    ids = {make_dead_letter() for _ in range(3)}
+    code, out, _ = garrison("dlq", "replay", "--topic", "t", "--dry-run", "--format", "json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["dry_run"] is True
+    assert {o["item_id"] for o in report["outcomes"]} == ids
+    assert {o["status"] for o in report["outcomes"]} == {"would_replay"}
+    code, out, _ = garrison("dlq", "replay", "--reason", "terminal_error", "--partitions", "2")
+    assert code == 0
+    assert "selected=3 replayed=3 skipped=0 missing=0 failed=0" in out
+    code, out, _ = garrison("dlq", "replay", "--since", "1h", "--rate", "1000", "--format", "json")
+    assert json.loads(out)["skipped"] == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--topic", "t", "--partitions", "0"), "partitions"),
+        (("--rate", "-1", "--topic", "t"), "rate"),
+    ],
+)
+def test_replay_selection_bad_options(
+    garrison: Garrison, make_dead_letter: Callable[[], str], args: tuple[str, ...], message: str
+) -> None:
+    make_dead_letter()
+    before = garrison.rows()
+    code, _, err = garrison("dlq", "replay", *args)
+    assert code == 2
+    assert message in err
+    assert garrison.rows() == before
