@@ -5,6 +5,7 @@ so it is trivially testable and property-testable.
 """
 
 from policies._errors import GarrisonError
+from policies._pressure import PressureAction, PressureLevel, PressurePolicy, TokenBucket
 from policies._restart import Backoff, RestartPolicy
 from policies._retention import RetentionCutoffs, RetentionPolicy
 from policies._retry import FailureKind, RetryDecision, RetryPolicy
@@ -13,9 +14,13 @@ __all__ = [
     "Backoff",
     "FailureKind",
     "GarrisonError",
+    "PressureAction",
+    "PressureLevel",
+    "PressurePolicy",
     "RestartPolicy",
     "RetentionCutoffs",
     "RetentionPolicy",
     "RetryDecision",
     "RetryPolicy",
+    "TokenBucket",
 ]

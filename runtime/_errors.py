@@ -62,3 +62,17 @@ class NotADatabase(StoreUnavailable):
 
 class SchemaTooNew(StoreUnavailable):
     """The database was written by a newer Garrison than this one."""
+
+
+class PressureRejected(GarrisonError):
+    """A producer was refused because a channel is under pressure; retry later.
+
+    ``channel``, ``level`` and ``depth`` say where and how loaded it was; nothing was
+    written.
+    """
+
+    def __init__(self, message: str, *, channel: str, level: str, depth: int) -> None:
+        super().__init__(message)
+        self.channel = channel
+        self.level = level
+        self.depth = depth

@@ -1,9 +1,21 @@
-"""The queue demo: a worker under injected faults, then a reconciliation of every item.
+"""``garrison demo``: a supervised pipeline on the embedded SQLite queue, under faults.
 
-Items carry their fault in the payload so each outcome is predictable: ``flaky`` fails
-its first attempt and then succeeds, ``poison`` raises a terminal error, ``hang`` never
-finishes within the handler timeout. Whatever happens, every enqueued item must end
-succeeded or dead-lettered; anything else is reported as unaccounted.
+Items carry their fault in the payload so every outcome can be reconciled:
+
+* ``crash``: the handler raises on the first attempt and, with let-it-crash, takes its
+  worker down; the partition's supervisor restarts it (restart reason ``exception``) and
+  the item is retried.
+* ``hang``: the handler stops responding on the first attempt; the worker misses its
+  heartbeat and is cancelled and restarted (reason ``hang``); the item's lease expires
+  and it runs again.
+* ``poison``: a terminal error, dead-lettered at once (``terminal_error``).
+* ``sink_flaky``: the sink fails once, then the in-place retry delivers.
+* ``sink_timeout``: the sink never answers; every attempt times out and the item is
+  dead-lettered with reason ``timeout``.
+* a burst of low-priority items pushes the queue into ``critical``: the lowest-priority
+  waiting items are shed (dead-lettered as ``shed``) and submissions are rejected.
+
+At the end: enqueued = succeeded + dead-lettered + shed, or the run fails.
 """
 
 from __future__ import annotations
@@ -17,11 +29,27 @@ import anyio
 import anyio.lowlevel
 import msgspec
 
-from policies import RetryPolicy
-from runtime.store import ItemState, NewItem, Store, StoreConfig, WorkItem, open_store
-from runtime.worker import TerminalError, Worker, WorkerConfig
+from policies import PressurePolicy, RetryPolicy
+from runtime._errors import PressureRejected
+from runtime.pipeline import HandlerContext, Pipeline, PipelineConfig, PipelineStatistics
+from runtime.store import (
+    DeadReason,
+    ItemState,
+    NewItem,
+    Store,
+    StoreConfig,
+    WorkItem,
+    open_store,
+)
+from runtime.worker import TerminalError
 
-FAULTS = (("flaky", 0.06), ("poison", 0.01), ("hang", 0.005))
+FAULTS = (
+    ("crash", 0.02),
+    ("hang", 0.004),
+    ("poison", 0.01),
+    ("sink_flaky", 0.03),
+    ("sink_timeout", 0.004),
+)
 
 
 class DemoPayload(msgspec.Struct):
@@ -38,10 +66,14 @@ class DemoReport(msgspec.Struct):
     enqueued: int
     succeeded: int
     dead_lettered: int
+    shed: int
     unaccounted: int
+    rejected_submissions: int
     dead_letters_by_reason: dict[str, int]
     faults_injected: dict[str, int]
-    retries: int
+    restarts_by_reason: dict[str, int]
+    pressure_transitions: list[str]
+    max_queue_depth: int
     elapsed_s: float
     items_per_s: float
     drained: bool
@@ -49,38 +81,50 @@ class DemoReport(msgspec.Struct):
     @property
     def ok(self) -> bool:
         """Every item is accounted for."""
-        return self.unaccounted == 0 and self.enqueued == self.succeeded + self.dead_lettered
-
-
-class DemoProgress(msgspec.Struct):
-    """A live snapshot for the progress view."""
-
-    elapsed_s: float
-    enqueued: int
-    succeeded: int
-    failed: int
-    in_flight: int
-    depth: dict[str, int]
+        return self.unaccounted == 0 and self.drained
 
 
 _decoder = msgspec.json.Decoder(DemoPayload)
 
 
-class FaultyHandler:
-    """The demo's handler: honest work with faults on schedule."""
+class CrashFault(RuntimeError):
+    """What the crashing handler raises."""
 
-    def __init__(self, hang_s: float) -> None:
-        self.hang_s = hang_s
 
-    async def __call__(self, item: WorkItem) -> None:
+class DemoHandler:
+    """Honest work, with faults on schedule."""
+
+    async def __call__(self, item: WorkItem, ctx: HandlerContext) -> bytes:
         payload = _decoder.decode(item.payload)
+        first = item.attempt == 1
         if payload.fault == "poison":
             raise TerminalError(f"item {payload.n} is poison: payload cannot be processed")
-        if payload.fault == "flaky" and item.attempt == 1:
-            raise ConnectionError(f"item {payload.n}: upstream reset the connection")
-        if payload.fault == "hang":
-            await anyio.sleep(self.hang_s)
-        await anyio.lowlevel.checkpoint()
+        if payload.fault == "crash" and first:
+            raise CrashFault(f"item {payload.n}: handler bug on first attempt")
+        if payload.fault == "hang" and first:
+            await anyio.sleep_forever()
+        if not ctx.degraded:
+            await anyio.lowlevel.checkpoint()  # optional enrichment, skipped when degraded
+        return item.payload
+
+
+class DemoSink:
+    """An outbound sink that fails and times out on schedule."""
+
+    name = "demo-sink"
+
+    def __init__(self) -> None:
+        self.delivered: set[str] = set()
+        self._failed_once: set[str] = set()
+
+    async def deliver(self, item: WorkItem, result: bytes | None, idempotency_key: str) -> None:
+        payload = _decoder.decode(item.payload)
+        if payload.fault == "sink_timeout":
+            await anyio.sleep_forever()
+        if payload.fault == "sink_flaky" and idempotency_key not in self._failed_once:
+            self._failed_once.add(idempotency_key)
+            raise ConnectionError("sink: 503 Service Unavailable")
+        self.delivered.add(idempotency_key)
 
 
 def plan(items: int, seed: int) -> list[DemoPayload]:
@@ -98,9 +142,26 @@ def plan(items: int, seed: int) -> list[DemoPayload]:
     return out
 
 
-async def _settled(store: Store) -> bool:
-    depth = (await store.metrics(since_s=1.0)).depth
-    return depth["enqueued"] + depth["retry_scheduled"] + depth["leased"] == 0
+def demo_config(items: int) -> PipelineConfig:
+    """Bounds sized so the burst reaches ``critical`` and faults resolve within seconds."""
+    capacity = max(50, items // 4)
+    return PipelineConfig(
+        partitions=8,
+        inbox_size=8,
+        intake_size=32,
+        lease_s=2.0,
+        lease_batch=32,
+        poll_interval_s=0.05,
+        handler_timeout_s=5.0,
+        heartbeat_timeout_s=0.6,
+        sink_timeout_s=0.05,
+        sink_retry=RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05),
+        let_it_crash=True,
+        drain_timeout_s=5.0,
+        queue_capacity=capacity,
+        pressure=PressurePolicy(),
+        pressure_interval_s=0.1,
+    )
 
 
 async def run_demo(
@@ -109,91 +170,100 @@ async def run_demo(
     items: int = 3000,
     duration_s: float = 20.0,
     seed: int = 7,
-    concurrency: int = 32,
-    on_progress: Callable[[DemoProgress], None] | None = None,
+    on_progress: Callable[[PipelineStatistics, float], None] | None = None,
 ) -> DemoReport:
-    """Enqueue ``items`` over the first part of ``duration_s``, work them, reconcile."""
-    config = StoreConfig(retry=RetryPolicy(max_attempts=3, base_delay_s=0.1, max_delay_s=1.0))
+    """Submit ``items`` (and a burst) through a supervised pipeline, then reconcile."""
+    retry = RetryPolicy(max_attempts=3, base_delay_s=0.1, max_delay_s=1.0)
+    config = demo_config(items)
     payloads = plan(items, seed)
-    handler_timeout = 0.25
-    worker_config = WorkerConfig(
-        concurrency=concurrency,
-        lease_s=5.0,
-        lease_batch=64,
-        poll_interval_s=0.05,
-        handler_timeout_s=handler_timeout,
-        shutdown_timeout_s=2.0,
-    )
+    burst = [DemoPayload(n=items + i, fault="none") for i in range(config.queue_capacity * 3 // 2)]
     ids: list[str] = []
+    rejected = 0
+    max_depth = 0
     started = anyio.current_time()
-    async with open_store(db, config) as store:
-        worker = Worker(store, FaultyHandler(hang_s=handler_timeout * 4), worker_config)
+    async with open_store(db, StoreConfig(retry=retry)) as store:
+        pipeline = Pipeline(store, DemoHandler(), sinks=[DemoSink()], config=config, seed=seed)
+
+        async def submit(batch: list[DemoPayload], priority: int) -> None:
+            nonlocal rejected
+            for p in batch:
+                item = NewItem(
+                    topic=f"demo.{p.fault}",
+                    payload=msgspec.json.encode(p),
+                    key=f"k{p.n % 97}",
+                    priority=priority,
+                )
+                try:
+                    ids.append((await pipeline.submit(item)).id)
+                except PressureRejected:
+                    rejected += 1
 
         async def produce() -> None:
-            chunk, spread = 100, max(duration_s * 0.4, 0.1)
+            spread = max(duration_s * 0.4, 0.1)
+            chunk = 50
             pause = spread / max(1, len(payloads) // chunk)
             for start in range(0, len(payloads), chunk):
-                batch = [
-                    NewItem(topic=f"demo.{p.fault}", payload=msgspec.json.encode(p), key=str(p.n))
-                    for p in payloads[start : start + chunk]
-                ]
-                ids.extend(r.id for r in await store.enqueue_many(batch))
+                await submit(payloads[start : start + chunk], priority=5)
+                if start == len(payloads) // 2 // chunk * chunk:
+                    await submit(burst, priority=0)  # the burst, all at once
                 await anyio.sleep(pause)
 
         async def watch() -> None:
+            nonlocal max_depth
             while True:
-                stats = worker.statistics()
-                depth = (await store.metrics(since_s=max(duration_s, 1.0))).depth
+                max_depth = max(max_depth, pipeline.queue_pressure.depth)
                 if on_progress is not None:
-                    on_progress(
-                        DemoProgress(
-                            elapsed_s=anyio.current_time() - started,
-                            enqueued=len(ids),
-                            succeeded=stats.succeeded,
-                            failed=stats.failed,
-                            in_flight=stats.in_flight,
-                            depth=depth,
-                        )
-                    )
-                await anyio.sleep(0.25)
+                    on_progress(pipeline.statistics(), anyio.current_time() - started)
+                await anyio.sleep(0.1)
 
         drained = False
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
             async with anyio.create_task_group() as work:
-                await work.start(worker.run)
-                with anyio.move_on_after(duration_s + 5.0):
+                await work.start(pipeline.run)
+                with anyio.move_on_after(duration_s + 10.0):
                     await produce()
-                    # Other processes may hold items too, so only the database can tell.
-                    while not await _settled(store):  # noqa: ASYNC110
+                    while not await _settled(store):  # noqa: ASYNC110 - the database decides
                         await anyio.sleep(0.1)
                     drained = True
-                worker.stop()
+                pipeline.stop()
             tg.cancel_scope.cancel()
 
         states: Counter[str] = Counter()
         for item_id in ids:
             states[(await store.get(item_id)).state.value] += 1
-        reasons: Counter[str] = Counter()
-        window = anyio.current_time() - started + 60
-        mine = set(ids)
-        for letter in await store.dead_letters(since=store.now() - window, limit=items):
-            if letter.item_id in mine:
-                reasons[letter.reason.value] += 1
-        retries = (await store.metrics(since_s=window)).retries
+        window = anyio.current_time() - started + 1.0
+        reasons = Counter((await store.metrics(since_s=window)).dead_letters_by_reason)
+        transitions = [
+            f"{t['channel']}: {t['from']} -> {t['to']} at {t['depth']}"
+            for e in await store.events(kind="pressure_transition", since=store.now() - 3600)
+            for t in [msgspec.json.decode(e.detail or "{}")]
+        ]
+        stats = pipeline.statistics()
     elapsed = anyio.current_time() - started
     succeeded = states[ItemState.SUCCEEDED.value]
-    dead = states[ItemState.DEAD_LETTERED.value]
+    dead_total = states[ItemState.DEAD_LETTERED.value]
+    shed = reasons.get(DeadReason.SHED.value, 0)
+    hangs = stats.worker_hangs
     return DemoReport(
         db=str(db),
         enqueued=len(ids),
         succeeded=succeeded,
-        dead_lettered=dead,
-        unaccounted=len(ids) - succeeded - dead,
+        dead_lettered=dead_total - shed,
+        shed=shed,
+        unaccounted=len(ids) - succeeded - dead_total,
+        rejected_submissions=rejected,
         dead_letters_by_reason=dict(sorted(reasons.items())),
         faults_injected=dict(sorted(Counter(p.fault for p in payloads).items())),
-        retries=retries,
+        restarts_by_reason={"exception": stats.worker_restarts - hangs, "hang": hangs},
+        pressure_transitions=transitions,
+        max_queue_depth=max_depth,
         elapsed_s=round(elapsed, 3),
         items_per_s=round(len(ids) / elapsed, 1) if elapsed > 0 else 0.0,
-        drained=drained,
+        drained=drained and pipeline.drained,
     )
+
+
+async def _settled(store: Store) -> bool:
+    depth = (await store.metrics(since_s=1.0)).depth
+    return depth["enqueued"] + depth["retry_scheduled"] + depth["leased"] == 0

@@ -7,7 +7,9 @@ import typer
 from runtime.cli import _dlq
 from runtime.cli._demo import demo
 from runtime.cli._enqueue import enqueue
+from runtime.cli._health import health
 from runtime.cli._metrics import events, queue_metrics
+from runtime.cli._run import run
 from runtime.cli._work import work
 
 app = typer.Typer(
@@ -19,7 +21,9 @@ app = typer.Typer(
 )
 app.command()(enqueue)
 app.command()(work)
+app.command()(run)
 app.command()(demo)
 app.command("queue-metrics")(queue_metrics)
 app.command()(events)
+app.command()(health)
 app.add_typer(_dlq.app, name="dlq")

@@ -18,35 +18,60 @@ from runtime.cli._common import (
     print_json,
     run_async,
 )
-from runtime.demo import DemoProgress, DemoReport, run_demo
+from runtime.demo import DemoReport, run_demo
+from runtime.pipeline import PipelineStatistics
 
 
-def _live_table(p: DemoProgress) -> Table:
-    table = Table(title=f"garrison demo — {p.elapsed_s:5.1f} s")
-    for column in ("enqueued", "succeeded", "failed attempts", "in flight", "waiting", "dead"):
+def _live_table(p: PipelineStatistics, elapsed: float) -> Table:
+    table = Table(title=f"garrison demo — {elapsed:5.1f} s")
+    for column in (
+        "leased",
+        "succeeded",
+        "failed",
+        "dead",
+        "shed",
+        "rejected",
+        "in flight",
+        "queue",
+        "intake",
+        "restarts",
+    ):
         table.add_column(column, justify="right")
     table.add_row(
-        str(p.enqueued),
+        str(p.leased),
         str(p.succeeded),
         str(p.failed),
-        str(p.in_flight),
-        str(p.depth.get("enqueued", 0) + p.depth.get("retry_scheduled", 0)),
-        str(p.depth.get("dead_lettered", 0)),
+        str(p.dead_lettered),
+        str(p.shed),
+        str(p.rejected),
+        f"{p.in_flight}/{p.capacity}",
+        p.queue_level.value,
+        p.intake_level.value,
+        f"{p.worker_restarts} ({p.worker_hangs} hang)",
     )
     return table
 
 
 def _report_table(r: DemoReport) -> Table:
-    table = Table(title="reconciliation: enqueued = succeeded + dead-lettered")
+    table = Table(title="reconciliation: enqueued = succeeded + dead-lettered + shed")
     table.add_column("")
     table.add_column("items", justify="right")
     table.add_row("enqueued", str(r.enqueued))
     table.add_row("succeeded", str(r.succeeded))
     table.add_row("dead-lettered", str(r.dead_lettered))
+    table.add_row("shed", str(r.shed))
     for reason, count in r.dead_letters_by_reason.items():
-        table.add_row(f"  reason {reason}", str(count))
-    table.add_row("retries scheduled", str(r.retries))
+        table.add_row(f"  dead letters: {reason}", str(count))
     table.add_row("unaccounted", str(r.unaccounted), style="bold red" if r.unaccounted else None)
+    table.add_row("rejected submissions (never enqueued)", str(r.rejected_submissions))
+    for reason, count in r.restarts_by_reason.items():
+        table.add_row(f"worker restarts: {reason}", str(count))
+    table.add_row("pressure transitions", str(len(r.pressure_transitions)))
+    for transition in r.pressure_transitions[:6]:
+        table.add_row("  pressure", transition)
+    if len(r.pressure_transitions) > 6:
+        table.add_row("  pressure", f"... {len(r.pressure_transitions) - 6} more (garrison events)")
+    table.add_row("max queue depth", str(r.max_queue_depth))
     table.add_row("throughput", f"{r.items_per_s} items/s over {r.elapsed_s} s")
     return table
 
@@ -60,9 +85,10 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the fault plan.")] = 7,
     fmt: FormatOption = "table",
 ) -> None:
-    """Run a worker on the embedded SQLite queue with injected faults (flaky, poison,
-    hanging handlers), then reconcile: every item must be succeeded or dead-lettered.
-    Exits 1 if anything is unaccounted for."""
+    """Run a supervised pipeline on the embedded SQLite queue under injected faults
+    (crashing and hanging handlers, a failing and a timing-out sink, a burst into critical
+    pressure), then reconcile: enqueued = succeeded + dead-lettered + shed. Exits 1 if
+    anything is unaccounted for or the drain did not complete."""
     out = check_format(fmt)
     live_console = Console(stderr=out == "json")
     live_view = live_console.is_terminal
@@ -77,7 +103,7 @@ def demo(
                 items=items,
                 duration_s=duration,
                 seed=seed,
-                on_progress=lambda p: live.update(_live_table(p)),
+                on_progress=lambda p, t: live.update(_live_table(p, t)),
             )
 
     report = run_async(body)

@@ -40,6 +40,7 @@ def metrics_document(m: QueueMetrics) -> dict[str, Any]:
         "dead_letters": m.dead_letters,
         "lease_expirations": m.lease_expirations,
         "last_success": {topic: iso(at) for topic, at in sorted(m.last_success.items())},
+        "dead_letters_by_reason": dict(sorted(m.dead_letters_by_reason.items())),
     }
 
 

@@ -10,6 +10,20 @@ from typing import Annotated
 import typer
 
 from runtime.cli._common import DbOption, QueueOption, db_path, friendly_errors, run_async
+from runtime.cli._telemetry_cli import (
+    LogBackupsOption,
+    LogFileOption,
+    LogFormatOption,
+    LogMaxBytesOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    OtelEndpointOption,
+    OtelExporterOption,
+    OtelProtocolOption,
+    ProgressIntervalOption,
+    TelemetryOptions,
+    with_telemetry,
+)
 from runtime.store import StoreConfig, Synchronous, open_store
 from runtime.worker import Worker, load_handler, run_until_signalled, worker_config
 
@@ -41,6 +55,16 @@ def work(
         Synchronous, typer.Option(help="SQLite synchronous level.")
     ] = Synchronous.NORMAL,
     queue: QueueOption = "default",
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
+    otel_exporter: OtelExporterOption = "none",
+    otel_protocol: OtelProtocolOption = "grpc",
+    otel_endpoint: OtelEndpointOption = None,
+    log_format: LogFormatOption = "auto",
+    log_file: LogFileOption = None,
+    log_max_bytes: LogMaxBytesOption = 10 * 1024 * 1024,
+    log_backups: LogBackupsOption = 5,
+    progress_interval: ProgressIntervalOption = None,
 ) -> None:
     """Run HANDLER on leased items. SIGINT/SIGTERM stop leasing and let in-flight items
     finish (up to --shutdown-timeout); a second signal stops at once.
@@ -66,6 +90,7 @@ def work(
             shutdown_timeout_s=shutdown_timeout,
             drain=drain,
             topics=tuple(topic) if topic else None,
+            progress_interval_s=progress_interval,
         )
         store_config = StoreConfig(
             queue=queue,
@@ -77,5 +102,17 @@ def work(
         async with open_store(db_path(db), store_config) as store:
             return await run_until_signalled(Worker(store, fn, config))
 
-    code = run_async(body)
+    telemetry = TelemetryOptions(
+        otel_exporter=otel_exporter,
+        otel_protocol=otel_protocol,
+        otel_endpoint=otel_endpoint,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        log_format=log_format,
+        log_file=log_file,
+        log_max_bytes=log_max_bytes,
+        log_backups=log_backups,
+        progress_interval=progress_interval,
+    )
+    code = run_async(with_telemetry(body, telemetry))
     raise typer.Exit(code)

@@ -6,7 +6,7 @@ and parametrised over backends, so a new backend proves itself by passing it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from policies import RetentionPolicy
@@ -40,11 +40,14 @@ class Store(Protocol):
     async def heartbeat(self, item_id: str, token: str, lease_s: float = 30.0) -> float:
         """Extend a lease."""
 
-    async def ack(self, item_id: str, token: str) -> None:
+    async def ack(self, item_id: str, token: str, *, effects: Sequence[str] = ()) -> None:
         """Mark succeeded."""
 
     async def ack_many(
-        self, leases: Sequence[tuple[str, str]]
+        self,
+        leases: Sequence[tuple[str, str]],
+        *,
+        effects: Mapping[str, Sequence[str]] | None = None,
     ) -> list[StaleLease | ItemNotFound | None]:
         """Mark many succeeded; per-lease outcome."""
 
@@ -53,6 +56,9 @@ class Store(Protocol):
 
     async def dead_letter(self, item_id: str, reason: DeadReason, error: str) -> None:
         """Dead-letter an unfinished item at once."""
+
+    async def shed(self, n: int, *, dead_letter: bool = True) -> list[str]:
+        """Shed the lowest-priority waiting items."""
 
     async def reclaim_expired(self, limit: int | None = None) -> int:
         """Reclaim expired leases."""

@@ -66,6 +66,7 @@ class QueueMetrics(msgspec.Struct, frozen=True):
     dead_letters: int
     lease_expirations: int
     last_success: dict[str, float]
+    dead_letters_by_reason: dict[str, int] = {}
 
 
 def get_item(conn: sqlite3.Connection, item_id: str) -> WorkItem:
@@ -200,6 +201,14 @@ def queue_metrics(conn: sqlite3.Connection, queue: str, now: float, since_s: flo
             (queue,),
         )
     }
+    by_reason = {
+        reason: count
+        for reason, count in conn.execute(
+            "SELECT reason, count(*) FROM dead_letters WHERE queue = ? AND dead_at >= ? "
+            "AND dead_at <= ? GROUP BY reason",
+            (queue, start, now),
+        )
+    }
     succeeded = counts.get("succeeded", (0, None))[0]
     return QueueMetrics(
         queue=queue,
@@ -215,6 +224,7 @@ def queue_metrics(conn: sqlite3.Connection, queue: str, now: float, since_s: flo
         dead_letters=counts.get("dead_lettered", (0, None))[0],
         lease_expirations=counts.get("lease_expired", (0, None))[0],
         last_success=last_success,
+        dead_letters_by_reason=by_reason,
     )
 
 

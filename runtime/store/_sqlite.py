@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import queue
 import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from os import PathLike
@@ -35,6 +36,7 @@ from runtime.store._envelope import (
 from runtime.store._sqlite_errors import translate
 from runtime.store._sqlite_open import check_path, connect, prepare
 from runtime.store._writer import GroupCommitWriter, WriteFn, WriterStatistics
+from runtime.telemetry import _instruments as tel
 
 T = TypeVar("T")
 
@@ -85,6 +87,7 @@ class SQLiteStore:
             on_contention=functools.partial(_contention, queue=config.queue),
         )
         self._closed = False
+        self._unregister_depth = tel.register_depth_source(config.queue, self._sample_depth)
 
     @classmethod
     def open(
@@ -125,6 +128,7 @@ class SQLiteStore:
         if self._closed:
             return
         self._closed = True
+        self._unregister_depth()
         self._writer.close()
         self._read_pool.shutdown(wait=True)
         while True:
@@ -150,6 +154,13 @@ class SQLiteStore:
             writer=self._writer.statistics(),
             schema_version_found=self._found_version,
         )
+
+    def _sample_depth(self) -> dict[str, int]:
+        # Called by the queue-depth gauge in the metrics exporter's thread (blocking is fine).
+        if self._closed:
+            return {}
+        queue_name, now = self.config.queue, self._clock()
+        return self._read_sync(lambda c: q.queue_metrics(c, queue_name, now, 1.0).depth)
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -196,20 +207,27 @@ class SQLiteStore:
         Raises:
             ValidationFailed: an item was refused (its index is in the message).
         """
-        checked: list[tuple[NewItem, str]] = []
+        digests: list[str] = []
         for index, item in enumerate(items):
             try:
-                checked.append((item, validate_new_item(item, max_payload_bytes=self._limit)))
+                digests.append(validate_new_item(item, max_payload_bytes=self._limit))
             except ValidationFailed as exc:
+                tel.item_rejected(str(getattr(item, "topic", "")), type(exc).__name__)
                 if len(items) > 1:
                     exc.args = (f"item {index}: {exc.args[0]}",)
                 raise
-        if not checked:
+        if not digests:
             return []
         queue_name, attempts = self.config.queue, self.config.retry.max_attempts
-        return await self._write(
-            lambda c, now: tx.enqueue_many(c, now, queue_name, checked, attempts)
-        )
+        # The send span's W3C context goes into each item's envelope (unless the caller
+        # set one), so its process span links back here from any process, after restarts.
+        with tel.enqueue_span(items) as traced:
+            checked = list(zip(traced, digests, strict=True))
+            results = await self._write(
+                lambda c, now: tx.enqueue_many(c, now, queue_name, checked, attempts)
+            )
+        _count_enqueued(checked, results)
+        return results
 
     @property
     def _limit(self) -> int:
@@ -255,27 +273,34 @@ class SQLiteStore:
             raise ValidationFailed("lease_s out of bounds", field="lease_s")
         return await self._write(lambda c, now: tx.heartbeat(c, now, item_id, token, lease_s))
 
-    async def ack(self, item_id: str, token: str) -> None:
-        """Mark a leased item succeeded.
+    async def ack(self, item_id: str, token: str, *, effects: Sequence[str] = ()) -> None:
+        """Mark a leased item succeeded; ``effects`` (effects-ledger keys of what it
+        delivered) are recorded in the same transaction.
 
         Raises:
-            StaleLease: the lease expired and the item was reclaimed or leased again.
+            StaleLease: the lease expired and the item was reclaimed or leased again
+                (nothing is recorded then).
             ItemNotFound: no such item.
         """
-        await self._write(lambda c, now: tx.ack(c, now, item_id, token))
+        keys = tuple(effects)
+        await self._write(lambda c, now: tx.ack(c, now, item_id, token, keys))
 
     async def ack_many(
-        self, leases: Sequence[tuple[str, str]]
+        self,
+        leases: Sequence[tuple[str, str]],
+        *,
+        effects: Mapping[str, Sequence[str]] | None = None,
     ) -> list[StaleLease | ItemNotFound | None]:
         """Acknowledge many ``(item_id, token)`` leases in one transaction.
 
-        Returns one entry per lease: None when acknowledged, else the error that refused it
-        (a stale lease does not stop the others).
+        ``effects`` maps item ids to effects-ledger keys recorded with their ack. Returns
+        one entry per lease: None when acknowledged, else the error that refused it (a
+        stale lease does not stop the others, and its effects are not recorded).
         """
         batch = list(leases)
         if not batch:
             return []
-        return await self._write(lambda c, now: tx.ack_many(c, now, batch))
+        return await self._write(lambda c, now: tx.ack_many(c, now, batch, effects))
 
     async def fail(self, item_id: str, token: str, failure: Failure) -> tx.FailOutcome:
         """Record a failed attempt; the retry policy decides retry or dead letter.
@@ -284,9 +309,17 @@ class SQLiteStore:
             StaleLease: the lease is no longer this caller's.
         """
         policy, rand = self.config.retry, self._rand()
-        return await self._write(
-            lambda c, now: tx.fail(c, now, item_id, token, failure, policy, rand)
-        )
+
+        def op(c: sqlite3.Connection, now: float) -> tuple[tx.FailOutcome, WorkItem | None]:
+            outcome = tx.fail(c, now, item_id, token, failure, policy, rand)
+            if outcome.state is not ItemState.DEAD_LETTERED:
+                return outcome, None
+            return outcome, q.get_item(c, item_id)
+
+        outcome, dead = await self._write(op)
+        if dead is not None and outcome.reason is not None:
+            _report_dead(dead, outcome.reason, failure.error_type)
+        return outcome
 
     async def dead_letter(self, item_id: str, reason: DeadReason, error: str) -> None:
         """Dead-letter a waiting or leased item at once (shedding, validation).
@@ -294,12 +327,45 @@ class SQLiteStore:
         Raises:
             InvalidTransition: the item is already finished.
         """
-        await self._write(lambda c, now: tx.dead_letter_now(c, now, item_id, reason, error))
+
+        def op(c: sqlite3.Connection, now: float) -> WorkItem:
+            tx.dead_letter_now(c, now, item_id, reason, error)
+            return q.get_item(c, item_id)
+
+        _report_dead(await self._write(op), DeadReason(reason), None)
+
+    async def shed(self, n: int, *, dead_letter: bool = True) -> list[str]:
+        """Shed up to ``n`` waiting items, lowest priority (then newest) first; return ids.
+
+        With ``dead_letter`` they become dead letters with reason ``shed``; otherwise they
+        are dropped. Each is audited.
+        """
+        if n <= 0:
+            return []
+        queue_name, cap = self.config.queue, min(n, self.config.max_lease_batch)
+
+        def op(c: sqlite3.Connection, now: float) -> tuple[list[str], list[WorkItem]]:
+            ids = tx.shed_lowest(c, now, queue_name, cap, dead_letter)
+            return ids, [q.get_item(c, i) for i in ids] if dead_letter else []
+
+        shed, dead = await self._write(op)
+        for item in dead:
+            _report_dead(item, DeadReason.SHED, None)
+        return shed
 
     async def reclaim_expired(self, limit: int | None = None) -> int:
         """Return expired leases to the queue (or dead-letter them); return how many."""
         queue_name, cap = self.config.queue, limit or self.config.max_lease_batch
-        return await self._write(lambda c, now: tx.reclaim_expired(c, now, queue_name, cap))
+        dead: list[WorkItem] = []
+
+        def op(c: sqlite3.Connection, now: float) -> int:
+            dead.clear()  # a retried batch runs the operation again
+            return tx.reclaim_expired(c, now, queue_name, cap, dead)
+
+        reclaimed = await self._write(op)
+        for item in dead:
+            _report_dead(item, DeadReason.LEASE_EXPIRED, None)
+        return reclaimed
 
     # -- dead letters ------------------------------------------------------------------
 
@@ -342,7 +408,24 @@ class SQLiteStore:
             ItemNotFound: no such dead letter.
         """
         attempts = self.config.retry.max_attempts
-        return await self._write(lambda c, now: tx.replay(c, now, item_id, force, attempts))
+        try:
+            dead: WorkItem | None = await self._read(lambda c: q.get_item(c, item_id))
+        except ItemNotFound:
+            dead = None  # the write below raises the precise error
+        with tel.replay_span(
+            item_id,
+            topic=None if dead is None else dead.topic,
+            trace_context=None if dead is None else dead.trace_context,
+            forced=force,
+        ) as recorder:
+            extra = recorder.trace_context() or None
+            new = await self._write(
+                lambda c, now: tx.replay(c, now, item_id, force, attempts, extra)
+            )
+            recorder.replayed(new)
+        if dead is not None:
+            tel.items_enqueued(dead.topic)
+        return new
 
     async def archive(self, item_id: str) -> None:
         """Archive a dead letter. Raises ItemNotFound or InvalidTransition."""
@@ -430,7 +513,9 @@ class SQLiteStore:
         if since_s <= 0:
             raise ValidationFailed("since must be positive", field="since")
         queue_name, now = self.config.queue, self._clock()
-        return await self._read(lambda c: q.queue_metrics(c, queue_name, now, since_s))
+        figures = await self._read(lambda c: q.queue_metrics(c, queue_name, now, since_s))
+        tel.queue_depth(queue_name, figures.depth)
+        return figures
 
     async def events(
         self,
@@ -485,6 +570,29 @@ class SQLiteStore:
 
 def _contention(conn: sqlite3.Connection, now: float, waits: int, *, queue: str) -> None:
     tx.record_contention(conn, now, queue, waits)
+    tel.lease_contended(waits, queue=queue)
+
+
+def _count_enqueued(
+    checked: Sequence[tuple[NewItem, str]], results: Sequence[tx.EnqueueResult]
+) -> None:
+    counts = collections.Counter(
+        item.topic for (item, _), result in zip(checked, results, strict=True) if result.created
+    )
+    for topic, n in counts.items():
+        tel.items_enqueued(topic, n)
+
+
+def _report_dead(item: WorkItem, reason: DeadReason, error_type: str | None) -> None:
+    tel.dead_letter_written(
+        reason=reason.value,
+        topic=item.topic,
+        item_id=item.id,
+        attempts=item.attempt,
+        max_attempts=item.max_attempts,
+        queue=item.queue,
+        error_type=error_type,
+    )
 
 
 @asynccontextmanager

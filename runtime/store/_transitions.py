@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
@@ -208,8 +208,17 @@ def _dead_letter(
     )
 
 
-def reclaim_expired(conn: sqlite3.Connection, now: float, queue: str, limit: int) -> int:
-    """Return items whose lease expired to the queue, or dead-letter them if out of attempts."""
+def reclaim_expired(
+    conn: sqlite3.Connection,
+    now: float,
+    queue: str,
+    limit: int,
+    dead: list[WorkItem] | None = None,
+) -> int:
+    """Return items whose lease expired to the queue, or dead-letter them if out of attempts.
+
+    Items dead-lettered are appended to ``dead`` when given (for telemetry).
+    """
     rows = conn.execute(
         f"SELECT {ITEM_COLUMNS} FROM items WHERE state = 'leased' AND lease_expires_at <= ? "
         "AND queue = ? ORDER BY lease_expires_at LIMIT ?",
@@ -220,6 +229,8 @@ def reclaim_expired(conn: sqlite3.Connection, now: float, queue: str, limit: int
         error = f"lease held by {item.lease_owner} expired (attempt {item.attempt})"
         if item.attempt >= item.max_attempts:
             _dead_letter(conn, now, item, DeadReason.LEASE_EXPIRED, error, None)
+            if dead is not None:
+                dead.append(item)
             continue
         conn.execute(
             "UPDATE items SET state = 'enqueued', updated_at = ?, available_at = ?, "
@@ -253,43 +264,38 @@ def lease(
         topic_filter = f" AND topic IN ({', '.join('?' * len(topics))})"
         params.extend(topics)
     params.append(n)
-    rows = conn.execute(
-        f"SELECT {ITEM_COLUMNS} FROM items INDEXED BY items_ready "
-        "WHERE queue = ? AND state IN ('enqueued', 'retry_scheduled') AND available_at <= ?"
-        f"{topic_filter} ORDER BY priority DESC, seq LIMIT ?",
-        params,
-    ).fetchall()
-    expires = now + lease_s
+    seqs = [
+        r[0]
+        for r in conn.execute(
+            "SELECT seq FROM items INDEXED BY items_ready "
+            "WHERE queue = ? AND state IN ('enqueued', 'retry_scheduled') AND available_at <= ?"
+            f"{topic_filter} ORDER BY priority DESC, seq LIMIT ?",
+            params,
+        )
+    ]
+    if not seqs:
+        return []
+    # Three set-based statements instead of a round of Python per item: the audit rows are
+    # taken before the update (they need the state being left), then the update returns
+    # the leased rows with tokens drawn by SQLite itself.
+    marks = ", ".join("?" * len(seqs))
     owner_detail = msgspec.json.encode({"owner": owner}).decode()
-    leased: list[WorkItem] = []
-    updates: list[tuple[object, ...]] = []
-    audits: list[AuditRow] = []
-    for row in rows:
-        item = item_from_row(row)
-        token = os.urandom(16).hex()
-        attempt = item.attempt + 1
-        updates.append((attempt, owner, token, expires, now, item.seq))
-        audits.append(
-            (now, "leased", queue, item.id, item.topic, item.state.value, "leased", attempt)
-            + (item.max_attempts, None, max(0.0, now - item.available_at), owner_detail)
-        )
-        leased.append(
-            msgspec.structs.replace(
-                item,
-                state=ItemState.LEASED,
-                attempt=attempt,
-                lease_owner=owner,
-                lease_token=token,
-                lease_expires_at=expires,
-                updated_at=now,
-            )
-        )
-    conn.executemany(
-        "UPDATE items SET state = 'leased', attempt = ?, lease_owner = ?, lease_token = ?, "
-        "lease_expires_at = ?, updated_at = ? WHERE seq = ?",
-        updates,
+    conn.execute(
+        "INSERT INTO audit (at, kind, queue, item_id, topic, from_state, to_state, attempt, "
+        "max_attempts, error, wait_s, detail) "
+        "SELECT ?, 'leased', queue, id, topic, state, 'leased', attempt + 1, max_attempts, "
+        f"NULL, max(0.0, ? - available_at), ? FROM items WHERE seq IN ({marks}) ORDER BY seq",
+        [now, now, owner_detail, *seqs],
     )
-    conn.executemany(AUDIT_INSERT, audits)
+    rows = conn.execute(
+        "UPDATE items SET state = 'leased', attempt = attempt + 1, lease_owner = ?, "
+        "lease_token = lower(hex(randomblob(16))), lease_expires_at = ?, updated_at = ? "
+        f"WHERE seq IN ({marks}) RETURNING {ITEM_COLUMNS}",
+        [owner, now + lease_s, now, *seqs],
+    ).fetchall()
+    leased = [item_from_row(row) for row in rows]
+    # RETURNING has no defined order: restore the lease order.
+    leased.sort(key=lambda item: (-item.priority, item.seq))
     return leased
 
 
@@ -316,47 +322,77 @@ def heartbeat(
     return expires
 
 
-_ACK = (
-    "UPDATE items SET state = 'succeeded', updated_at = ?, finished_at = ?, "
-    "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL "
-    "WHERE id = ? AND state = 'leased' AND lease_token = ? "
-    "RETURNING queue, topic, attempt, max_attempts"
-)
+# Two parameters per lease; SQLite allows 32,766 parameters per statement.
+_ACK_CHUNK = 4096
 
 
-def ack(conn: sqlite3.Connection, now: float, item_id: str, token: str) -> None:
-    """Mark a leased item succeeded."""
-    error = ack_many(conn, now, [(item_id, token)])[0]
+def ack(
+    conn: sqlite3.Connection,
+    now: float,
+    item_id: str,
+    token: str,
+    effects: Sequence[str] = (),
+) -> None:
+    """Mark a leased item succeeded, recording its delivered ``effects`` in the same
+    transaction (so either both are durable or neither is)."""
+    error = ack_many(conn, now, [(item_id, token)], {item_id: effects})[0]
     if error is not None:
         raise error
 
 
 def ack_many(
-    conn: sqlite3.Connection, now: float, leases: Sequence[tuple[str, str]]
+    conn: sqlite3.Connection,
+    now: float,
+    leases: Sequence[tuple[str, str]],
+    effects: Mapping[str, Sequence[str]] | None = None,
 ) -> list[StaleLease | ItemNotFound | None]:
     """Acknowledge many leases; each entry is None or the error refusing that one.
 
-    One guarded UPDATE per lease (the token check is in its WHERE clause); only refused
-    leases pay for a second look to say why.
+    Set-based: one audit INSERT and one guarded UPDATE for the whole batch (the id list
+    uses the id index; the id-and-token pairs are the fence). Only refused leases pay for
+    a second look to say why.
     """
-    outcomes: list[StaleLease | ItemNotFound | None] = []
-    audits: list[AuditRow] = []
-    for item_id, token in leases:
-        row = conn.execute(_ACK, (now, now, item_id, token)).fetchone()
-        if row is None:
-            try:
-                _leased_item(conn, item_id, token)
-            except (StaleLease, ItemNotFound) as exc:
-                outcomes.append(exc)
-                continue
-            raise AssertionError("guarded UPDATE missed a valid lease")  # pragma: no cover
-        queue, topic, attempt, max_attempts = row
-        outcomes.append(None)
-        audits.append(
-            (now, "succeeded", queue, item_id, topic, "leased", "succeeded", attempt)
-            + (max_attempts, None, None, None)
+    acked: set[str] = set()
+    for start in range(0, len(leases), _ACK_CHUNK):
+        chunk = leases[start : start + _ACK_CHUNK]
+        ids = [item_id for item_id, _ in chunk]
+        pairs = [f"{item_id} {token}" for item_id, token in chunk]
+        where = (
+            f"id IN ({', '.join('?' * len(ids))}) AND state = 'leased' "
+            f"AND id || ' ' || lease_token IN ({', '.join('?' * len(pairs))})"
         )
-    conn.executemany(AUDIT_INSERT, audits)
+        conn.execute(
+            "INSERT INTO audit (at, kind, queue, item_id, topic, from_state, to_state, "
+            "attempt, max_attempts) SELECT ?, 'succeeded', queue, id, topic, 'leased', "
+            f"'succeeded', attempt, max_attempts FROM items WHERE {where}",
+            [now, *ids, *pairs],
+        )
+        acked.update(
+            row[0]
+            for row in conn.execute(
+                "UPDATE items SET state = 'succeeded', updated_at = ?, finished_at = ?, "
+                "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL "
+                f"WHERE {where} RETURNING id",
+                [now, now, *ids, *pairs],
+            )
+        )
+    if effects:
+        conn.executemany(
+            "INSERT OR IGNORE INTO effects (effect_key, item_id, recorded_at) VALUES (?, ?, ?)",
+            [(key, i, now) for i in acked for key in effects.get(i, ())],
+        )
+    outcomes: list[StaleLease | ItemNotFound | None] = []
+    for item_id, token in leases:
+        if item_id in acked:
+            acked.discard(item_id)  # a second ack of the same lease in one batch is stale
+            outcomes.append(None)
+            continue
+        try:
+            _leased_item(conn, item_id, token)
+        except (StaleLease, ItemNotFound) as exc:
+            outcomes.append(exc)
+        else:  # pragma: no cover - the guarded UPDATE missed a valid lease
+            raise AssertionError(f"lease of {item_id} was valid but not acknowledged")
     return outcomes
 
 
@@ -414,6 +450,33 @@ def dead_letter_now(
     _dead_letter(conn, now, item, reason, truncate_error(error), None)
 
 
+def shed_lowest(
+    conn: sqlite3.Connection, now: float, queue: str, n: int, dead_letter: bool
+) -> list[str]:
+    """Shed up to ``n`` waiting items, lowest priority first and newest first among equals.
+
+    Shed items are dead-lettered with reason ``shed`` (so an operator can replay them) or,
+    without ``dead_letter``, deleted; either way each is audited.
+    """
+    rows = conn.execute(
+        f"SELECT {ITEM_COLUMNS} FROM items INDEXED BY items_ready "
+        "WHERE queue = ? AND state IN ('enqueued', 'retry_scheduled') "
+        "ORDER BY priority ASC, seq DESC LIMIT ?",
+        (queue, n),
+    ).fetchall()
+    shed: list[str] = []
+    for row in rows:
+        item = item_from_row(row)
+        error = f"shed under pressure (priority {item.priority})"
+        if dead_letter:
+            _dead_letter(conn, now, item, DeadReason.SHED, error, None)
+        else:
+            conn.execute("DELETE FROM items WHERE id = ?", (item.id,))
+            audit(conn, now, "shed", queue, item=item, to_state=None, error=error)
+        shed.append(item.id)
+    return shed
+
+
 def _dead_lettered(conn: sqlite3.Connection, item_id: str) -> tuple[WorkItem, int]:
     row = conn.execute(
         "SELECT replay_count FROM dead_letters WHERE item_id = ?", (item_id,)
@@ -424,9 +487,18 @@ def _dead_lettered(conn: sqlite3.Connection, item_id: str) -> tuple[WorkItem, in
 
 
 def replay(
-    conn: sqlite3.Connection, now: float, item_id: str, force: bool, default_max_attempts: int
+    conn: sqlite3.Connection,
+    now: float,
+    item_id: str,
+    force: bool,
+    default_max_attempts: int,
+    extra_trace: dict[str, str] | None = None,
 ) -> str:
-    """Enqueue a dead letter's payload again as a new item linked to it; return its id."""
+    """Enqueue a dead letter's payload again as a new item linked to it; return its id.
+
+    The new item keeps the dead item's trace context, plus ``extra_trace`` entries (the
+    replay span's context, so the new item's process span links to its replay).
+    """
     item, replay_count = _dead_lettered(conn, item_id)
     if item.state is not ItemState.DEAD_LETTERED:
         raise InvalidTransition(
@@ -455,7 +527,9 @@ def replay(
             now,
             now,
             item.correlation_id,
-            encode_trace(item.trace_context),
+            encode_trace(
+                {**(item.trace_context or {}), **extra_trace} if extra_trace else item.trace_context
+            ),
             item.id,
         ),
     )

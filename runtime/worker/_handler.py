@@ -22,8 +22,8 @@ class TerminalError(Exception):
     """Raise from a handler to say retrying cannot help: the item is dead-lettered at once."""
 
 
-def load_handler(spec: str) -> Handler:
-    """Import ``MODULE:FUNC`` (FUNC may be dotted) and return the callable.
+def load_callable(spec: str, what: str = "handler") -> Any:
+    """Import ``MODULE:NAME`` (NAME may be dotted) and return the callable it names.
 
     Raises:
         ValidationFailed: the spec is malformed, the module or attribute is missing, or
@@ -31,23 +31,29 @@ def load_handler(spec: str) -> Handler:
     """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ValidationFailed(f"handler {spec!r} must look like MODULE:FUNC", field="handler")
+        raise ValidationFailed(f"{what} {spec!r} must look like MODULE:FUNC", field=what)
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValidationFailed(
-            f"cannot import handler module {module_name!r}: {exc}", field="handler"
+            f"cannot import {what} module {module_name!r}: {exc}", field=what
         ) from exc
     for part in attr.split("."):
         try:
             target = getattr(target, part)
         except AttributeError as exc:
             raise ValidationFailed(
-                f"module {module_name!r} has no attribute {attr!r}", field="handler"
+                f"module {module_name!r} has no attribute {attr!r}", field=what
             ) from exc
     if not callable(target):
-        raise ValidationFailed(f"handler {spec!r} is not callable", field="handler")
-    return target  # type: ignore[no-any-return]
+        raise ValidationFailed(f"{what} {spec!r} is not callable", field=what)
+    return target
+
+
+def load_handler(spec: str) -> Handler:
+    """Import a handler given as ``MODULE:FUNC``. Raises ValidationFailed."""
+    handler: Handler = load_callable(spec, "handler")
+    return handler
 
 
 def as_async(handler: Handler) -> Callable[[WorkItem], Awaitable[Any]]:

@@ -13,6 +13,8 @@ import logging
 import math
 import os
 import socket
+import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +26,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from runtime._errors import StaleLease, ValidationFailed
 from runtime.store import Store, WorkItem
+from runtime.telemetry import _instruments as tel
+from runtime.telemetry._progress import Progress, format_progress, run_progress
 from runtime.worker._handler import Handler, as_async, failure_from
 
 log = logging.getLogger("garrison.worker")
@@ -41,6 +45,7 @@ class WorkerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         shutdown_timeout_s: how long in-flight items may finish after a stop.
         drain: stop once no item is waiting, scheduled or leased.
         topics: lease only these topics (all when None).
+        progress_interval_s: print a ``[progress]`` line this often (never when None).
     """
 
     concurrency: int = 8
@@ -51,6 +56,7 @@ class WorkerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     shutdown_timeout_s: float = 30.0
     drain: bool = False
     topics: tuple[str, ...] | None = None
+    progress_interval_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 10_000:
@@ -61,6 +67,8 @@ class WorkerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("lease_batch must be at least 1")
         if self.handler_timeout_s is not None and self.handler_timeout_s <= 0:
             raise ValueError("handler_timeout_s must be positive")
+        if self.progress_interval_s is not None and self.progress_interval_s <= 0:
+            raise ValueError("progress_interval_s must be positive")
 
 
 class WorkerStatistics(msgspec.Struct, frozen=True):
@@ -92,12 +100,15 @@ class Worker:
         *,
         owner: str | None = None,
         on_settled: Callable[[WorkItem, str], Awaitable[None] | None] | None = None,
+        on_progress: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.config = config or WorkerConfig()
         self.owner = owner or default_owner()
         self._handler = as_async(handler)
         self._on_settled = on_settled
+        self._on_progress = on_progress
+        self.progress = Progress(self.owner, clock=anyio.current_time)
         self._in_flight: dict[str, WorkItem] = {}
         # Leases still worth extending: an item leaves this as soon as it starts settling.
         self._unsettled: dict[str, WorkItem] = {}
@@ -110,6 +121,11 @@ class Worker:
     def stop(self) -> None:
         """Stop leasing; in-flight items get ``shutdown_timeout_s`` to finish."""
         self._stop.set()
+
+    @property
+    def stopped_cleanly(self) -> bool:
+        """After :meth:`run`: whether no in-flight item was cut off by the deadline."""
+        return self.completed_shutdown
 
     def statistics(self) -> WorkerStatistics:
         """A snapshot of the worker's counters."""
@@ -135,6 +151,8 @@ class Worker:
         async with anyio.create_task_group() as runners:
             async with anyio.create_task_group() as support:
                 support.start_soon(self._heartbeat_loop)
+                if self.config.progress_interval_s is not None:
+                    support.start_soon(self._progress_loop, self.config.progress_interval_s)
                 for _ in range(self.config.concurrency):
                     runners.start_soon(self._runner, receive.clone())
                 receive.close()
@@ -147,6 +165,9 @@ class Worker:
                     self.completed_shutdown = False
                     runners.cancel_scope.cancel()
                 support.cancel_scope.cancel()
+        if self.config.progress_interval_s is not None:
+            # A last line on the way out: what this worker did in total.
+            (self._on_progress or _print_progress)(self.progress_line())
 
     async def _wait_idle(self) -> None:
         while self._in_flight:
@@ -189,10 +210,44 @@ class Worker:
                     self._in_flight.pop(item.id, None)
                     self._settled.set()
 
+    async def _progress_loop(self, interval_s: float) -> None:
+        self.progress.start()
+        await run_progress(
+            self.progress,
+            interval_s,
+            in_flight=lambda: len(self._in_flight),
+            **({} if self._on_progress is None else {"emit": self._on_progress}),
+        )
+
+    def progress_line(self) -> str:
+        """A ``[progress]`` line now (starts a new interval for the per-interval figures)."""
+        return format_progress(self.progress.snapshot(in_flight=len(self._in_flight)))
+
     async def _handle(self, item: WorkItem) -> None:
+        # Queue latency: from the item becoming available to its handling starting.
+        latency = self.store.now() - item.available_at
+        began = time.perf_counter()
+        with tel.process_span(item, owner=self.owner):
+            outcome, error = await self._attempt(item)
+            tel.settled(
+                item,
+                outcome,
+                duration_s=time.perf_counter() - began,
+                queue_latency_s=latency,
+                error=error,
+            )
+        self.progress.settled(outcome, latency)
+        if self._on_settled is not None:
+            result = self._on_settled(item, outcome)
+            if result is not None:
+                await result
+
+    async def _attempt(self, item: WorkItem) -> tuple[str, Exception | None]:
+        """Run the handler and settle; return the outcome and the handler's error."""
         token = item.lease_token or ""
         timeout = self.config.handler_timeout_s
         outcome = "succeeded"
+        error: Exception | None = None
         try:
             with anyio.fail_after(math.inf if timeout is None else timeout):
                 try:
@@ -200,9 +255,9 @@ class Worker:
                 finally:
                     self._unsettled.pop(item.id, None)
         except TimeoutError as exc:
-            outcome = await self._fail(item, token, exc, timeout=True)
+            outcome, error = await self._fail(item, token, exc, timeout=True), exc
         except Exception as exc:
-            outcome = await self._fail(item, token, exc, timeout=False)
+            outcome, error = await self._fail(item, token, exc, timeout=False), exc
         else:
             try:
                 await self.store.ack(item.id, token)
@@ -211,10 +266,7 @@ class Worker:
                 self._stale += 1
                 outcome = "stale"
                 log.warning("ack refused: lease was stale", extra={"item_id": item.id})
-        if self._on_settled is not None:
-            result = self._on_settled(item, outcome)
-            if result is not None:
-                await result
+        return outcome, error
 
     async def _fail(self, item: WorkItem, token: str, exc: BaseException, *, timeout: bool) -> str:
         self._failed += 1
@@ -236,6 +288,10 @@ class Worker:
                     # Settled while we were heartbeating others: not a lost lease.
                     if item_id in self._unsettled:
                         log.warning("heartbeat refused: lease lost", extra={"item_id": item_id})
+
+
+def _print_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def worker_config(**options: Any) -> WorkerConfig:

@@ -9,17 +9,28 @@ def test_demo_reconciles_every_item_and_leaves_dead_letters_to_inspect(garrison:
     code, out, err = garrison("demo", "--items", "400", "--duration", "5", "--format", "json")
     assert code == 0, err
     report = json.loads(out)
-    assert report["ok"] is True and report["unaccounted"] == 0
-    assert report["enqueued"] == 400 == report["succeeded"] + report["dead_lettered"]
-    assert report["dead_letters_by_reason"]["terminal_error"] == report["faults_injected"]["poison"]
-    assert report["retries"] >= report["faults_injected"]["flaky"]
-    code, out, _ = garrison("dlq", "list", "--format", "json")
-    assert len(json.loads(out)) == report["dead_lettered"]
+    assert report["ok"] is True
+    assert report["unaccounted"] == 0
+    assert report["drained"] is True
+    total = report["succeeded"] + report["dead_lettered"] + report["shed"]
+    assert report["enqueued"] == total
+    faults = report["faults_injected"]
+    reasons = report["dead_letters_by_reason"]
+    assert reasons.get("terminal_error", 0) <= faults["poison"]
+    assert report["shed"] == reasons.get("shed", 0)
+    assert report["restarts_by_reason"]["exception"] >= 1
+    assert report["pressure_transitions"], "the burst should have raised the pressure level"
+    code, out, _ = garrison("dlq", "list", "--format", "json", "--limit", "1000")
+    assert len(json.loads(out)) == report["dead_lettered"] + report["shed"]
+    code, out, _ = garrison("events", "--kind", "pressure_transition", "--format", "json")
+    assert len(json.loads(out)) == len(report["pressure_transitions"])
 
 
 def test_demo_table_output(garrison: Garrison) -> None:
     code, out, _ = garrison("demo", "--items", "50", "--duration", "3")
-    assert code == 0 and "reconciliation" in out and "garrison dlq list" in out
+    assert code == 0
+    assert "reconciliation" in out
+    assert "garrison dlq list" in out
 
 
 def test_demo_bad_format(garrison: Garrison) -> None:

@@ -1,0 +1,179 @@
+"""Telemetry overhead: the end-to-end queue benchmark with telemetry off, with the SDK and a
+no-op exporter, and with the in-memory exporter, in one run.
+
+Usage: python bench/telemetry_overhead.py [--items 10000] [--rounds 3] [--batch 100]
+
+Two workloads, each run in every mode, modes interleaved round by round (the machine is
+shared, so the median of the rounds is reported):
+
+- ``queue e2e``: bench/queue_throughput.py's end to end (producers ``enqueue_many`` while
+  consumers ``lease`` + ``ack_many``): one send span per enqueue call, counters.
+- ``worker e2e``: items enqueued, then a ``runtime.worker.Worker`` (no-op handler,
+  concurrency 16) drains them: a process span, counters and two histograms per item,
+  plus the send spans.
+
+Modes: ``off`` (no SDK: the OpenTelemetry API's no-ops), ``sdk+noop`` (SDK tracer with a
+BatchSpanProcessor into an exporter that drops, SDK meter with a reader that is never
+collected), ``sdk+memory`` (SimpleSpanProcessor into an InMemorySpanExporter, and an
+InMemoryMetricReader), ``noop@10%`` (as ``sdk+noop``, 10 % of traces sampled: the
+others carry no context through the queue and record no span; metrics unchanged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from queue_throughput import PAYLOAD, consume, enqueue_all
+
+from runtime.store import NewItem, StoreConfig, WorkItem, open_store
+from runtime.telemetry import TelemetryConfig, TelemetryHandle, configure_telemetry
+from runtime.worker import Worker, WorkerConfig
+
+MODES: dict[str, Callable[[], TelemetryHandle | None]] = {
+    "off": lambda: None,
+    "sdk+noop": lambda: configure_telemetry(TelemetryConfig(exporter="noop", set_global=False)),
+    "sdk+memory": lambda: configure_telemetry(TelemetryConfig(exporter="memory", set_global=False)),
+    "noop@10%": lambda: configure_telemetry(
+        TelemetryConfig(exporter="noop", set_global=False, sample_ratio=0.1)
+    ),
+}
+
+
+async def queue_e2e(path: Path, n: int, batch: int, consumers: int = 4) -> float:
+    async with open_store(path, StoreConfig()) as store:
+        t = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(enqueue_all, store, n, consumers, batch)
+            nursery.start_soon(consume, store, n, consumers, batch, False)
+        return n / (time.perf_counter() - t)
+
+
+async def worker_e2e(path: Path, n: int, batch: int) -> float:
+    async def handler(item: WorkItem) -> None:
+        return None
+
+    async with open_store(path, StoreConfig()) as store:
+        t = time.perf_counter()
+        for start in range(0, n, batch):
+            size = min(batch, n - start)
+            await store.enqueue_many([NewItem(topic="bench", payload=PAYLOAD)] * size)
+        worker = Worker(
+            store,
+            handler,
+            WorkerConfig(concurrency=16, lease_batch=64, drain=True, poll_interval_s=0.01),
+        )
+        await worker.run()
+        assert worker.statistics().succeeded == n
+        return n / (time.perf_counter() - t)
+
+
+def measure(mode: str, workload: str, n: int, batch: int) -> float:
+    handle = MODES[mode]()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            fn = queue_e2e if workload == "queue e2e" else worker_e2e
+            return trio.run(fn, Path(tmp) / "bench.db", n, batch)
+    finally:
+        if handle is not None:
+            if handle.span_exporter is not None and workload == "worker e2e":
+                assert handle.span_exporter.get_finished_spans(), "the SDK recorded nothing"
+            handle.shutdown()
+
+
+def hot_path_us(mode: str, n: int = 20_000) -> tuple[float, float]:
+    """Telemetry's own cost, without the queue: µs per handled item (process span +
+    settle metrics) and µs per 100-item enqueue call (send span + context injection)."""
+    from runtime.store import ItemState
+    from runtime.telemetry import enqueue_span, process_span, settled
+
+    item = WorkItem(
+        id="0" * 32,
+        seq=1,
+        queue="default",
+        topic="bench",
+        key=None,
+        priority=0,
+        payload=b"",
+        sha256="",
+        idempotency_key=None,
+        state=ItemState.LEASED,
+        attempt=1,
+        max_attempts=5,
+        created_at=0.0,
+        available_at=0.0,
+        updated_at=0.0,
+        correlation_id=None,
+        trace_context={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
+        last_error=None,
+        lease_owner=None,
+        lease_token="t",
+        lease_expires_at=None,
+        replay_of=None,
+    )
+    batch = [NewItem(topic="bench", payload=PAYLOAD)] * 100
+    handle = MODES[mode]()
+    try:
+        t = time.perf_counter()
+        for _ in range(n):
+            with process_span(item, owner="w"):
+                settled(item, "succeeded", duration_s=0.001, queue_latency_s=0.01)
+        per_item = (time.perf_counter() - t) / n * 1e6
+        t = time.perf_counter()
+        for _ in range(n // 10):
+            with enqueue_span(batch):
+                pass
+        per_call = (time.perf_counter() - t) / (n // 10) * 1e6
+    finally:
+        if handle is not None:
+            handle.shutdown()
+    return per_item, per_call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args()
+    print(
+        f"# {os.cpu_count()} cpu, Python {platform.python_version()}, {args.items} items of "
+        f"{len(PAYLOAD)} bytes, batch {args.batch}, median of {args.rounds} interleaved rounds"
+    )
+    for mode in MODES:
+        per_item, per_call = hot_path_us(mode)
+        print(
+            f"hot path    {mode:<11} {per_item:6.1f} us per handled item"
+            f"   {per_call:6.1f} us per 100-item enqueue call",
+            flush=True,
+        )
+    for workload in ("queue e2e", "worker e2e"):
+        results: dict[str, list[float]] = {mode: [] for mode in MODES}
+        for _ in range(args.rounds):
+            for mode in MODES:
+                results[mode].append(measure(mode, workload, args.items, args.batch))
+        base = statistics.median(results["off"])
+        for mode, values in results.items():
+            rate = statistics.median(values)
+            print(
+                f"{workload:<11} {mode:<11} {rate:>9,.0f} items/s"
+                f"   {100 * (1 - rate / base):+6.1f} % cost vs off"
+                f"   (rounds: {', '.join(f'{v:,.0f}' for v in values)})",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
