@@ -5,7 +5,13 @@ so it is trivially testable and property-testable.
 """
 
 from policies._errors import GarrisonError
-from policies._pressure import PressureAction, PressureLevel, PressurePolicy, TokenBucket
+from policies._pressure import (
+    PressureAction,
+    PressureLevel,
+    PressurePolicy,
+    TokenBucket,
+    shed_victim,
+)
 from policies._restart import Backoff, RestartPolicy
 from policies._retention import RetentionCutoffs, RetentionPolicy
 from policies._retry import FailureKind, RetryDecision, RetryPolicy
@@ -23,4 +29,5 @@ __all__ = [
     "RetryDecision",
     "RetryPolicy",
     "TokenBucket",
+    "shed_victim",
 ]

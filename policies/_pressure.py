@@ -3,12 +3,17 @@
 Watermarks are fractions of a channel's capacity. A level is entered when the depth
 reaches its high mark and left only when the depth falls below its low mark, so a depth
 hovering at one threshold cannot make the level flap.
+
+Priorities follow the store's convention: a higher number is more important. Shedding
+(:func:`shed_victim`) drops the lowest priority first and, among equals, the newest first
+(as ``Store.shed`` does), an incoming item counting as the newest of all.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Iterable
 
 import msgspec
 
@@ -30,13 +35,22 @@ class PressureAction(enum.StrEnum):
     REJECT = "reject"
 
 
+_EPSILON = 1e-9
+
 _RANK = {PressureLevel.NORMAL: 0, PressureLevel.ELEVATED: 1, PressureLevel.CRITICAL: 2}
 
 
 class TokenBucket(msgspec.Struct, frozen=True):
     """A token bucket as a value: ``take`` returns the decision and the next bucket.
 
-    ``rate_per_s`` tokens accrue per second up to ``burst``; time is an argument.
+    ``rate_per_s`` tokens accrue per second up to ``burst``; time is an argument. Over any
+    window of ``w`` seconds at most ``burst + rate_per_s * w`` tokens are taken. A ``now``
+    earlier than the bucket's last ``at`` (a clock that stepped back) accrues nothing and
+    does not move ``at`` back, so no token is ever counted twice.
+
+    Raises:
+        ValueError: on construction, a rate that is not a positive finite number, a burst
+            below 1 (or not finite), or ``tokens`` outside ``[0, burst]``.
     """
 
     rate_per_s: float
@@ -44,14 +58,29 @@ class TokenBucket(msgspec.Struct, frozen=True):
     tokens: float
     at: float | None = None
 
+    def __post_init__(self) -> None:
+        if not (0 < self.rate_per_s < math.inf):
+            raise ValueError("rate_per_s must be a positive finite number")
+        if not (1 <= self.burst < math.inf):
+            raise ValueError("burst must be a finite number, at least 1")
+        if not 0 <= self.tokens <= self.burst:
+            raise ValueError("tokens must be within [0, burst]")
+
     def take(self, now: float, n: float = 1.0) -> tuple[bool, float, TokenBucket]:
-        """Try to take ``n`` tokens at ``now``: (allowed, seconds to wait if not, bucket)."""
-        elapsed = 0.0 if self.at is None else max(0.0, now - self.at)
+        """Try to take ``n`` tokens at ``now``: (allowed, seconds to wait if not, bucket).
+
+        Raises:
+            ValueError: ``n`` is not within ``(0, burst]`` (it could never be granted).
+        """
+        if not 0 < n <= self.burst:
+            raise ValueError(f"n must be within (0, burst={self.burst}], got {n}")
+        at = now if self.at is None else max(self.at, now)
+        elapsed = 0.0 if self.at is None else at - self.at
         tokens = min(self.burst, self.tokens + elapsed * self.rate_per_s)
-        if tokens >= n:
-            return True, 0.0, TokenBucket(self.rate_per_s, self.burst, tokens - n, now)
+        if tokens + _EPSILON >= n:  # a wait computed by us is always enough, despite rounding
+            return True, 0.0, TokenBucket(self.rate_per_s, self.burst, max(0.0, tokens - n), at)
         wait = (n - tokens) / self.rate_per_s
-        return False, wait, TokenBucket(self.rate_per_s, self.burst, tokens, now)
+        return False, wait + (at - now), TokenBucket(self.rate_per_s, self.burst, tokens, at)
 
 
 class PressurePolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -134,3 +163,20 @@ class PressurePolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def token_bucket(self) -> TokenBucket:
         """A full bucket at this policy's throttle rate."""
         return TokenBucket(self.throttle_rate_per_s, self.throttle_burst, self.throttle_burst)
+
+
+def shed_victim(buffered: Iterable[int], incoming: int) -> int | None:
+    """Which item to drop when one must go: an index into ``buffered``, or ``None``.
+
+    ``buffered`` are the priorities of the items waiting, oldest first; ``incoming`` is the
+    priority of the item arriving. The lowest priority goes first and, among equals, the
+    newest: so the result is ``None`` (drop the incoming item, the newest of all) unless
+    some buffered item has a strictly lower priority, in which case it is the index of the
+    newest buffered item with the lowest priority.
+    """
+    victim: int | None = None
+    lowest = incoming
+    for index, priority in enumerate(buffered):
+        if priority < lowest or (victim is not None and priority == lowest):
+            victim, lowest = index, priority
+    return victim

@@ -265,5 +265,5 @@ async def run_demo(
 
 
 async def _settled(store: Store) -> bool:
-    depth = (await store.metrics(since_s=1.0)).depth
+    depth = await store.depth()
     return depth["enqueued"] + depth["retry_scheduled"] + depth["leased"] == 0

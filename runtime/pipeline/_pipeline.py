@@ -471,7 +471,7 @@ class Pipeline:
         task_status.started()
         while True:
             accepted_before = self._accepted_since_sample
-            depth = (await self.store.metrics(since_s=1.0)).depth
+            depth = await self.store.depth()
             waiting = depth["enqueued"] + depth["retry_scheduled"]
             # Submissions accepted before the sample are in it; later ones still count.
             self._accepted_since_sample -= accepted_before

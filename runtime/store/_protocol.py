@@ -102,6 +102,9 @@ class Store(Protocol):
     ) -> list[WorkItem]:
         """Items, bounded."""
 
+    async def depth(self) -> dict[str, int]:
+        """Unfinished items by state; cheap to poll."""
+
     async def metrics(self, since_s: float = 60.0) -> QueueMetrics:
         """Queue figures over a window."""
 

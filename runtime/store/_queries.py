@@ -171,6 +171,19 @@ def list_events(
     return [AuditEvent(*r) for r in rows]
 
 
+def active_depth(conn: sqlite3.Connection, queue: str) -> dict[str, int]:
+    """Items not yet finished, by state. Index range scans over unfinished rows only, so
+    its cost does not grow with history (what pressure sampling and drains poll)."""
+    depth = dict.fromkeys(("enqueued", "retry_scheduled", "leased"), 0)
+    for state, count in conn.execute(
+        "SELECT state, count(*) FROM items INDEXED BY items_state WHERE queue = ? "
+        "AND state IN ('enqueued', 'retry_scheduled', 'leased') GROUP BY state",
+        (queue,),
+    ):
+        depth[state] = count
+    return depth
+
+
 def queue_metrics(conn: sqlite3.Connection, queue: str, now: float, since_s: float) -> QueueMetrics:
     """Depth by state and windowed rates for a queue."""
     start = now - since_s

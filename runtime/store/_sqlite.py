@@ -508,6 +508,12 @@ class SQLiteStore:
         queue_name, cap = self.config.queue, self._cap(limit)
         return await self._read(lambda c: q.list_items(c, queue_name, state, cap))
 
+    async def depth(self) -> dict[str, int]:
+        """Unfinished items by state (``enqueued``, ``retry_scheduled``, ``leased``); cheap
+        enough to poll, whatever the size of the history."""
+        queue_name = self.config.queue
+        return await self._read(lambda c: q.active_depth(c, queue_name))
+
     async def metrics(self, since_s: float = 60.0) -> q.QueueMetrics:
         """Depth by state and rates over the last ``since_s`` seconds."""
         if since_s <= 0:

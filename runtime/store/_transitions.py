@@ -67,6 +67,18 @@ class FailOutcome(msgspec.Struct, frozen=True):
     reason: DeadReason | None
 
 
+def in_list(values: Sequence[object]) -> tuple[str, list[object]]:
+    """Placeholders and parameters for ``IN (...)``, padded to a power of two.
+
+    Repeating the last value changes nothing in an IN list, and it keeps the number of
+    distinct statement texts (and so of prepared statements SQLite caches per
+    connection, each sized by its list) to a handful instead of one per batch size.
+    """
+    size = 1 << max(0, len(values) - 1).bit_length()
+    padded: list[object] = [*values, *[values[-1]] * (size - len(values))] if values else [None]
+    return ", ".join("?" * len(padded)), padded
+
+
 def new_id() -> str:
     """A fresh item id: 48 bits of milliseconds, then 80 random bits, as 32 hex digits.
 
@@ -278,20 +290,20 @@ def lease(
     # Three set-based statements instead of a round of Python per item: the audit rows are
     # taken before the update (they need the state being left), then the update returns
     # the leased rows with tokens drawn by SQLite itself.
-    marks = ", ".join("?" * len(seqs))
+    marks, seq_params = in_list(seqs)
     owner_detail = msgspec.json.encode({"owner": owner}).decode()
     conn.execute(
         "INSERT INTO audit (at, kind, queue, item_id, topic, from_state, to_state, attempt, "
         "max_attempts, error, wait_s, detail) "
         "SELECT ?, 'leased', queue, id, topic, state, 'leased', attempt + 1, max_attempts, "
         f"NULL, max(0.0, ? - available_at), ? FROM items WHERE seq IN ({marks}) ORDER BY seq",
-        [now, now, owner_detail, *seqs],
+        [now, now, owner_detail, *seq_params],
     )
     rows = conn.execute(
         "UPDATE items SET state = 'leased', attempt = attempt + 1, lease_owner = ?, "
         "lease_token = lower(hex(randomblob(16))), lease_expires_at = ?, updated_at = ? "
         f"WHERE seq IN ({marks}) RETURNING {ITEM_COLUMNS}",
-        [owner, now + lease_s, now, *seqs],
+        [owner, now + lease_s, now, *seq_params],
     ).fetchall()
     leased = [item_from_row(row) for row in rows]
     # RETURNING has no defined order: restore the lease order.
@@ -355,11 +367,11 @@ def ack_many(
     acked: set[str] = set()
     for start in range(0, len(leases), _ACK_CHUNK):
         chunk = leases[start : start + _ACK_CHUNK]
-        ids = [item_id for item_id, _ in chunk]
-        pairs = [f"{item_id} {token}" for item_id, token in chunk]
+        id_marks, ids = in_list([item_id for item_id, _ in chunk])
+        pair_marks, pairs = in_list([f"{item_id} {token}" for item_id, token in chunk])
         where = (
-            f"id IN ({', '.join('?' * len(ids))}) AND state = 'leased' "
-            f"AND id || ' ' || lease_token IN ({', '.join('?' * len(pairs))})"
+            f"id IN ({id_marks}) AND state = 'leased' "
+            f"AND id || ' ' || lease_token IN ({pair_marks})"
         )
         conn.execute(
             "INSERT INTO audit (at, kind, queue, item_id, topic, from_state, to_state, "

@@ -198,7 +198,7 @@ class Worker:
                     await self._stop.wait()
 
     async def _nothing_left(self) -> bool:
-        depth = (await self.store.metrics(since_s=1.0)).depth
+        depth = await self.store.depth()
         return depth["enqueued"] + depth["retry_scheduled"] + depth["leased"] == 0
 
     async def _runner(self, receive: MemoryObjectReceiveStream[WorkItem]) -> None:

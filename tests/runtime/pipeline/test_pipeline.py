@@ -41,7 +41,7 @@ async def enqueue(store: SQLiteStore, n: int, *, keys: int = 4, topic: str = "t"
 
 
 async def settled(store: SQLiteStore) -> bool:
-    depth = (await store.metrics(1.0)).depth
+    depth = await store.depth()
     return depth["enqueued"] + depth["retry_scheduled"] + depth["leased"] == 0
 
 
