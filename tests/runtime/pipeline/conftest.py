@@ -23,3 +23,12 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
         tmp_path / "p.db", config, clock=lambda: BASE + clock.current_time(), rand=lambda: 0.5
     ) as s:
         yield s
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """pytest-trio's trio_mode would run ``@pytest.mark.anyio`` tests on Trio whatever the
+    ``anyio_backend``; take its marker off them so anyio's plugin picks the backend."""
+    for item in items:
+        if item.get_closest_marker("anyio") is not None:
+            item.own_markers[:] = [m for m in item.own_markers if m.name != "trio"]
