@@ -34,6 +34,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from policies import PressureAction, PressureLevel, RestartPolicy
 from runtime import telemetry
 from runtime._errors import PressureRejected, StaleLease
+from runtime._structure import first_leaf
 from runtime.pipeline._config import PipelineConfig
 from runtime.pipeline._pressure import PressureGauge
 from runtime.pipeline._sinks import (
@@ -215,10 +216,7 @@ class Pipeline:
                 self.drained = not self._in_flight
                 tg.cancel_scope.cancel()
         except* SupervisorEscalation as group:
-            leaf: BaseException = group
-            while isinstance(leaf, BaseExceptionGroup):
-                leaf = leaf.exceptions[0]
-            raise leaf from None
+            raise first_leaf(group) from None
         finally:
             self.workers.close()
         return self.drained

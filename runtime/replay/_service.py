@@ -22,7 +22,8 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from policies import RestartPolicy
-from runtime._errors import InvalidTransition, ItemNotFound, ReplayRefused, ValidationFailed
+from runtime._errors import InvalidTransition, ItemNotFound, ReplayRefused
+from runtime._structure import build, first_leaf
 from runtime.store import DeadLetter, DeadReason, Store
 from supervisors import ChildSpec, PartitionSupervisor, SupervisorEscalation, heartbeat
 
@@ -185,7 +186,7 @@ class ReplayService:
                     tg.cancel_scope.cancel()
             except* SupervisorEscalation as group:
                 # The task group wraps it; callers act on the escalation itself.
-                raise _first(group) from None
+                raise first_leaf(group) from None
             restarts = sum(c.restarts for c in sup.which_children())
         outcomes = [
             self._done.get(d.item_id)
@@ -259,21 +260,10 @@ class ReplayService:
         )
 
 
-def _first(group: BaseExceptionGroup[SupervisorEscalation]) -> SupervisorEscalation:
-    leaf: BaseException = group
-    while isinstance(leaf, BaseExceptionGroup):
-        leaf = leaf.exceptions[0]
-    assert isinstance(leaf, SupervisorEscalation)
-    return leaf
-
-
 def replay_config(**options: Any) -> ReplayConfig:
     """A :class:`ReplayConfig` with a typed error for bad values.
 
     Raises:
         ValidationFailed: an option is out of bounds.
     """
-    try:
-        return ReplayConfig(**options)
-    except (ValueError, TypeError) as exc:
-        raise ValidationFailed(str(exc)) from exc
+    return build(ReplayConfig, **options)

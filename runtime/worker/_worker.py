@@ -24,7 +24,8 @@ import msgspec
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from runtime._errors import StaleLease, ValidationFailed
+from runtime._errors import StaleLease
+from runtime._structure import build
 from runtime.store import Store, WorkItem
 from runtime.telemetry import _instruments as tel
 from runtime.telemetry._progress import Progress, format_progress, run_progress
@@ -300,7 +301,4 @@ def worker_config(**options: Any) -> WorkerConfig:
     Raises:
         ValidationFailed: an option is out of bounds.
     """
-    try:
-        return WorkerConfig(**options)
-    except (ValueError, TypeError) as exc:
-        raise ValidationFailed(str(exc)) from exc
+    return build(WorkerConfig, **options)
