@@ -8,6 +8,7 @@ token or asyncio's ``call_soon_threadsafe``), so thousands of waiters cost no th
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 from collections.abc import Callable
@@ -53,6 +54,8 @@ async def wait_future(future: Future[T]) -> T:
             # runnable keeps virtual time still: database work takes no virtual time.
             while not future.done():
                 await anyio.lowlevel.checkpoint()
+                # Block briefly instead of spinning, so the database thread gets the GIL.
+                concurrent.futures.wait([future], timeout=0.0005)
         elif not future.done():
             event = anyio.Event()
             notify = _loop_notifier()
