@@ -267,3 +267,34 @@ async def test_workers_crashing_past_intensity_escalate(
     )
     with pytest.raises(SupervisorEscalation):
         await pipeline.run()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"partitions": 0},
+        {"lease_s": 0},
+        {"drain_timeout_s": -1},
+        {"heartbeat_timeout_s": 0},
+    ],
+)
+def test_config_bounds(options: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        PipelineConfig(**options)  # type: ignore[arg-type]
+
+
+async def test_replay_chains_share_one_effect_key_even_after_a_purge(
+    store: SQLiteStore, autojump_clock: Clock
+) -> None:
+    from runtime.pipeline import origin_id
+
+    [first] = await enqueue(store, 1)
+    await store.dead_letter(first, DeadReason.TERMINAL_ERROR, "x")
+    second = await store.replay(first)
+    await store.dead_letter(second, DeadReason.TERMINAL_ERROR, "x")
+    third = await store.replay(second)
+    assert await origin_id(store, await store.get(third)) == first
+    await store.archive(first)
+    await trio.sleep(1)
+    assert await store.purge_dead_letters(0) == 1
+    assert await origin_id(store, await store.get(third)) == second
