@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import logging
 import os
 import sys
 from typing import Annotated
@@ -12,6 +11,19 @@ import typer
 
 from runtime._errors import ValidationFailed
 from runtime.cli._common import DbOption, QueueOption, db_path, friendly_errors, run_async
+from runtime.cli._telemetry_cli import (
+    LogBackupsOption,
+    LogFileOption,
+    LogFormatOption,
+    LogMaxBytesOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    OtelEndpointOption,
+    OtelExporterOption,
+    OtelProtocolOption,
+    TelemetryOptions,
+    with_telemetry,
+)
 from runtime.pipeline import Pipeline
 from runtime.store import StoreConfig, Synchronous, open_store
 from runtime.worker import load_callable, run_until_signalled
@@ -26,6 +38,15 @@ def run(
         Synchronous, typer.Option(help="SQLite synchronous level.")
     ] = Synchronous.NORMAL,
     queue: QueueOption = "default",
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
+    otel_exporter: OtelExporterOption = "none",
+    otel_protocol: OtelProtocolOption = "grpc",
+    otel_endpoint: OtelEndpointOption = None,
+    log_format: LogFormatOption = "auto",
+    log_file: LogFileOption = None,
+    log_max_bytes: LogMaxBytesOption = 10 * 1024 * 1024,
+    log_backups: LogBackupsOption = 5,
 ) -> None:
     """Run the pipeline a service declares. SIGINT/SIGTERM stop intake and drain in-flight
     items (up to the pipeline's drain timeout); a second signal stops at once.
@@ -33,7 +54,6 @@ def run(
     Exit codes: 0 drained, 3 drain deadline passed, 130 forced, 1 the supervision tree
     gave up (the reason is printed).
     """
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     with friendly_errors():
@@ -51,4 +71,15 @@ def run(
                 )
             return await run_until_signalled(pipeline)
 
-    raise typer.Exit(run_async(body))
+    telemetry = TelemetryOptions(
+        otel_exporter=otel_exporter,
+        otel_protocol=otel_protocol,
+        otel_endpoint=otel_endpoint,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        log_format=log_format,
+        log_file=log_file,
+        log_max_bytes=log_max_bytes,
+        log_backups=log_backups,
+    )
+    raise typer.Exit(run_async(with_telemetry(body, telemetry)))
