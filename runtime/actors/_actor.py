@@ -238,6 +238,7 @@ class Actor(Generic[M, R]):
         )
         self._active = False
         self._since: float | None = None
+        self._beat_at = -math.inf
         self._timeout_error: HandlerTimeout | None = None
         self._incarnations = self._handled = self._failed = 0
         self._calls = self._call_timeouts = self._skipped = 0
@@ -304,6 +305,9 @@ class Actor(Generic[M, R]):
         mailbox and the reply. A request whose caller gave up is skipped if the actor has
         not started on it yet.
 
+        Cancellation: if cancelled before the reply, the request is abandoned like a
+        timed-out one.
+
         Raises:
             CallTimeout: no reply within ``timeout``.
             CallFailed: the handler raised (its exception is the ``__cause__``), timed
@@ -314,11 +318,14 @@ class Actor(Generic[M, R]):
         limit = self._call_timeout if timeout is None else timeout
         request: _Call[M, R] = _Call(message)
         self._calls += 1
-        with anyio.move_on_after(limit):
-            await self._mailbox.send(request, priority)
-            await request.done.wait()
-        if not request.done.is_set():
-            request.abandoned = True
+        try:
+            with anyio.move_on_after(limit):
+                await self._mailbox.send(request, priority)
+                await request.done.wait()
+        finally:
+            # Timed out or cancelled: the actor skips the request if it has not begun.
+            request.abandoned = not request.done.is_set()
+        if request.abandoned:
             self._call_timeouts += 1
             raise CallTimeout(
                 f"actor {self._name!r} did not reply within {limit} s",
@@ -384,12 +391,13 @@ class Actor(Generic[M, R]):
         its mailbox drained.
 
         With a ``handler_timeout`` or a ``heartbeat_timeout``, a watchdog task runs beside
-        the message loop: it heartbeats while the actor is idle or its current handler
-        started less than a quarter of ``heartbeat_timeout`` ago (so a handler stuck for
-        longer than ``heartbeat_timeout`` is reported as hung between 1 and 1.25 times
-        that timeout after it started, and one that finishes within it never is), and it
-        cancels a handler that runs past ``handler_timeout`` exactly at that deadline.
-        The message loop itself pays only a clock read per message for this.
+        the message loop, which itself pays only a clock read per message for it. The
+        watchdog cancels a handler that runs past ``handler_timeout`` exactly at that
+        deadline. Heartbeats are sent every eighth of ``heartbeat_timeout`` while the
+        actor is idle or its handler started less than that long ago (and by the loop at
+        a message's start when the last one is older), so a handler is reported hung once
+        it has run between 7/8 and 9/8 of ``heartbeat_timeout``: one that finishes within
+        7/8 of it never is, one stuck for 9/8 of it always is.
 
         Raises:
             RuntimeError: another incarnation of this actor is running.
@@ -402,6 +410,7 @@ class Actor(Generic[M, R]):
             raise RuntimeError(f"actor {self._name!r} is already running")
         self._active = True
         self._since = None
+        self._beat_at = -math.inf
         self._timeout_error = None
         try:
             self._incarnations += 1
@@ -440,7 +449,7 @@ class Actor(Generic[M, R]):
     async def _watchdog(self, scope: anyio.CancelScope, clock: Callable[[], float]) -> None:
         beat = self._heartbeat_timeout
         limit = self._handler_timeout
-        tick = math.inf if beat is None else beat / 4
+        tick = math.inf if beat is None else beat / 8
         while True:
             now = clock()
             since = self._since
@@ -454,6 +463,7 @@ class Actor(Generic[M, R]):
                 return
             if beat is not None and (since is None or now - since < tick):
                 heartbeat()
+                self._beat_at = now
             wake = now + tick
             if limit is not None:
                 # A handler starting after now ends its time no earlier than now + limit.
@@ -467,6 +477,8 @@ class Actor(Generic[M, R]):
         clock: Callable[[], float] | None,
     ) -> None:
         mailbox = self._mailbox
+        beat = self._heartbeat_timeout
+        tick = math.inf if beat is None else beat / 8
         while True:
             await checkpoint()
             if len(mailbox):
@@ -477,7 +489,10 @@ class Actor(Generic[M, R]):
                 except anyio.EndOfStream:
                     return
             if clock is not None:
-                self._since = clock()
+                self._since = now = clock()
+                if now - self._beat_at >= tick:
+                    heartbeat()
+                    self._beat_at = now
             if isinstance(item, _Call):
                 await self._handle_call(behaviour, ctx, item)
             else:
@@ -506,7 +521,7 @@ class Actor(Generic[M, R]):
                 error = CallFailed(
                     f"actor {self._name!r} failed handling the call: {cause!r}",
                     actor=self._name,
-                    error_type=f"{type(cause).__module__}.{type(cause).__qualname__}",
+                    error_type=type(cause).__qualname__,
                 )
                 error.__cause__ = cause
             else:

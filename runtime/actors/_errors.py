@@ -30,7 +30,8 @@ class CallTimeout(ActorError, TimeoutError):
 class CallFailed(ActorError):
     """The actor failed while handling the request: its handler raised, timed out, or the
     actor was stopped or cancelled mid-way (e.g. as hung). The handler's exception, if
-    any, is the ``__cause__``; ``error_type`` is its qualified name."""
+    any, is the ``__cause__``; ``error_type`` is its type's qualified name (as in
+    ``supervisors.Failure``), ``None`` when the actor was stopped."""
 
     def __init__(self, message: str, *, actor: str, error_type: str | None) -> None:
         super().__init__(message, actor=actor)
