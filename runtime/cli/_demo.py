@@ -18,6 +18,17 @@ from runtime.cli._common import (
     print_json,
     run_async,
 )
+from runtime.cli._telemetry_cli import (
+    LogFileOption,
+    LogFormatOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    OtelEndpointOption,
+    OtelExporterOption,
+    OtelProtocolOption,
+    TelemetryOptions,
+    with_telemetry,
+)
 from runtime.demo import DemoReport, run_demo
 from runtime.pipeline import PipelineStatistics
 
@@ -84,6 +95,13 @@ def demo(
     ] = 20.0,
     seed: Annotated[int, typer.Option(help="Seed of the fault plan.")] = 7,
     fmt: FormatOption = "table",
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
+    otel_exporter: OtelExporterOption = "none",
+    otel_protocol: OtelProtocolOption = "grpc",
+    otel_endpoint: OtelEndpointOption = None,
+    log_format: LogFormatOption = "auto",
+    log_file: LogFileOption = None,
 ) -> None:
     """Run a supervised pipeline on the embedded SQLite queue under injected faults
     (crashing and hanging handlers, a failing and a timing-out sink, a burst into critical
@@ -106,7 +124,16 @@ def demo(
                 on_progress=lambda p, t: live.update(_live_table(p, t)),
             )
 
-    report = run_async(body)
+    telemetry = TelemetryOptions(
+        otel_exporter=otel_exporter,
+        otel_protocol=otel_protocol,
+        otel_endpoint=otel_endpoint,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        log_format=log_format,
+        log_file=log_file,
+    )
+    report = run_async(with_telemetry(body, telemetry))
     if out == "json":
         print_json({**{f: getattr(report, f) for f in report.__struct_fields__}, "ok": report.ok})
     else:

@@ -283,7 +283,8 @@ class SQLiteStore:
             ItemNotFound: no such item.
         """
         keys = tuple(effects)
-        await self._write(lambda c, now: tx.ack(c, now, item_id, token, keys))
+        with tel.settle_span("ack", item_id=item_id):
+            await self._write(lambda c, now: tx.ack(c, now, item_id, token, keys))
 
     async def ack_many(
         self,
@@ -300,7 +301,10 @@ class SQLiteStore:
         batch = list(leases)
         if not batch:
             return []
-        return await self._write(lambda c, now: tx.ack_many(c, now, batch, effects))
+        with tel.settle_span(
+            "ack", count=len(batch), item_id=batch[0][0] if len(batch) == 1 else None
+        ):
+            return await self._write(lambda c, now: tx.ack_many(c, now, batch, effects))
 
     async def fail(self, item_id: str, token: str, failure: Failure) -> tx.FailOutcome:
         """Record a failed attempt; the retry policy decides retry or dead letter.
@@ -316,7 +320,10 @@ class SQLiteStore:
                 return outcome, None
             return outcome, q.get_item(c, item_id)
 
-        outcome, dead = await self._write(op)
+        with tel.settle_span("nack", item_id=item_id) as span:
+            outcome, dead = await self._write(op)
+            if span.is_recording():
+                span.set_attribute("garrison.outcome", outcome.state.value)
         if dead is not None and outcome.reason is not None:
             _report_dead(dead, outcome.reason, failure.error_type)
         return outcome

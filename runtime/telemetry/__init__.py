@@ -36,6 +36,7 @@ from runtime.telemetry._instruments import (
     process_span,
     queue_depth,
     replay_span,
+    settle_span,
     settled,
     use_instruments,
 )
@@ -135,6 +136,7 @@ __all__ = [
     "replay_span",
     "reset_logging",
     "run_progress",
+    "settle_span",
     "settled",
     "use_instruments",
 ]

@@ -513,6 +513,27 @@ def settled(
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__qualname__}: {outcome}"))
 
 
+@contextmanager
+def settle_span(operation: str, *, item_id: str | None = None, count: int = 1) -> Iterator[Span]:
+    """A messaging *settle* span around acknowledging (``ack``) or failing (``nack``) items.
+
+    Inside a process span it becomes that span's child. ``count`` > 1 marks a batch.
+    Attributes are built only when the span records.
+    """
+    with _current.tracer.start_as_current_span(
+        operation, kind=SpanKind.CLIENT, record_exception=True
+    ) as span:
+        if span.is_recording():
+            span.set_attribute("messaging.system", MESSAGING_SYSTEM)
+            span.set_attribute("messaging.operation.type", "settle")
+            span.set_attribute("messaging.operation.name", operation)
+            if item_id is not None:
+                span.set_attribute("messaging.message.id", item_id)
+            if count > 1:
+                span.set_attribute("messaging.batch.message_count", count)
+        yield span
+
+
 def lease_contended(n: int = 1, *, queue: str = "default") -> None:
     """Count ``n`` waits on a busy database while leasing or settling."""
     if n > 0:

@@ -35,3 +35,11 @@ def test_demo_table_output(garrison: Garrison) -> None:
 
 def test_demo_bad_format(garrison: Garrison) -> None:
     assert garrison("demo", "--format", "xml")[0] == 2
+
+
+def test_demo_takes_the_telemetry_options(garrison: Garrison) -> None:
+    code, out, err = garrison(
+        "demo", "--items", "50", "--duration", "3", "--format", "json", "--log-format", "json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["ok"] is True

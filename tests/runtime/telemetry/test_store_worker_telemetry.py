@@ -199,3 +199,41 @@ async def test_caller_trace_context_is_kept(
         [span] = process_spans(cap)
         context = extract_context(mine)
         assert context is not None and span.links[0].context.span_id == context.span_id
+
+
+async def test_settle_spans_are_children_of_the_process_span(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    with capture_telemetry() as cap:
+        async with opened(tmp_path / "s.db", retry=RetryPolicy(max_attempts=1)) as store:
+            ok = await store.enqueue(NewItem(topic="t", payload=b"ok"))
+            bad = await store.enqueue(NewItem(topic="t", payload=b"bad"))
+
+            def handler(item: WorkItem) -> None:
+                if item.payload == b"bad":
+                    raise TerminalError("no")
+
+            await drain(store, handler)
+            leased = await store.enqueue_many([NewItem(topic="t", payload=b"b") for _ in range(3)])
+            batch = await store.lease("w", 3)
+            await store.ack_many([(i.id, i.lease_token or "") for i in batch])
+        by_id = {
+            dict(s.attributes or {}).get("messaging.message.id"): s for s in process_spans(cap)
+        }
+        acks = [s for s in cap.spans() if s.name == "ack"]
+        nacks = [s for s in cap.spans() if s.name == "nack"]
+        [ack] = [s for s in acks if dict(s.attributes or {}).get("messaging.message.id") == ok.id]
+        [nack] = nacks
+        assert ack.parent is not None
+        assert ack.parent.span_id == by_id[ok.id].context.span_id
+        assert nack.parent is not None
+        assert nack.parent.span_id == by_id[bad.id].context.span_id
+        for span in (ack, nack):
+            attributes = dict(span.attributes or {})
+            assert attributes["messaging.operation.type"] == "settle"
+            assert span.kind is SpanKind.CLIENT
+        assert dict(nack.attributes or {})["garrison.outcome"] == "dead_lettered"
+        [batch_span] = [
+            s for s in acks if dict(s.attributes or {}).get("messaging.batch.message_count")
+        ]
+        assert dict(batch_span.attributes or {})["messaging.batch.message_count"] == len(leased)
