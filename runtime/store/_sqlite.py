@@ -320,10 +320,8 @@ class SQLiteStore:
                 return outcome, None
             return outcome, q.get_item(c, item_id)
 
-        with tel.settle_span("nack", item_id=item_id) as span:
+        with tel.settle_span("nack", item_id=item_id):
             outcome, dead = await self._write(op)
-            if span.is_recording():
-                span.set_attribute("garrison.outcome", outcome.state.value)
         if dead is not None and outcome.reason is not None:
             _report_dead(dead, outcome.reason, failure.error_type)
         return outcome

@@ -515,11 +515,24 @@ def settled(
 
 @contextmanager
 def settle_span(operation: str, *, item_id: str | None = None, count: int = 1) -> Iterator[Span]:
-    """A messaging *settle* span around acknowledging (``ack``) or failing (``nack``) items.
+    """Messaging *settle* (``ack`` or ``nack``) for acknowledging or failing items.
 
-    Inside a process span it becomes that span's child. ``count`` > 1 marks a batch.
-    Attributes are built only when the span records.
+    Inside a recording process span, a single item's settle is an event on that span (a
+    child span per item would double the tracing cost of the hot path); a batch, or a
+    settle outside any process span, gets its own span. Attributes are built only when
+    something records.
     """
+    parent = trace.get_current_span()
+    if count == 1 and parent.is_recording():
+        yield parent
+        attributes: dict[str, str | int] = {
+            "messaging.operation.type": "settle",
+            "messaging.operation.name": operation,
+        }
+        if item_id is not None:
+            attributes["messaging.message.id"] = item_id
+        parent.add_event(operation, attributes)
+        return
     with _current.tracer.start_as_current_span(
         operation, kind=SpanKind.CLIENT, record_exception=True
     ) as span:
