@@ -26,7 +26,7 @@ from runtime.cli._telemetry_cli import (
     OtelEndpointOption,
     OtelExporterOption,
     OtelProtocolOption,
-    TelemetryOptions,
+    options_from,
     with_telemetry,
 )
 from runtime.demo import DemoReport, run_demo
@@ -124,15 +124,7 @@ def demo(
                 on_progress=lambda p, t: live.update(_live_table(p, t)),
             )
 
-    telemetry = TelemetryOptions(
-        otel_exporter=otel_exporter,
-        otel_protocol=otel_protocol,
-        otel_endpoint=otel_endpoint,
-        metrics_port=metrics_port,
-        metrics_host=metrics_host,
-        log_format=log_format,
-        log_file=log_file,
-    )
+    telemetry = options_from(locals())
     report = run_async(with_telemetry(body, telemetry))
     if out == "json":
         print_json({**{f: getattr(report, f) for f in report.__struct_fields__}, "ok": report.ok})

@@ -21,7 +21,7 @@ from runtime.cli._telemetry_cli import (
     OtelEndpointOption,
     OtelExporterOption,
     OtelProtocolOption,
-    TelemetryOptions,
+    options_from,
     with_telemetry,
 )
 from runtime.pipeline import Pipeline
@@ -71,15 +71,5 @@ def run(
                 )
             return await run_until_signalled(pipeline)
 
-    telemetry = TelemetryOptions(
-        otel_exporter=otel_exporter,
-        otel_protocol=otel_protocol,
-        otel_endpoint=otel_endpoint,
-        metrics_port=metrics_port,
-        metrics_host=metrics_host,
-        log_format=log_format,
-        log_file=log_file,
-        log_max_bytes=log_max_bytes,
-        log_backups=log_backups,
-    )
+    telemetry = options_from(locals())
     raise typer.Exit(run_async(with_telemetry(body, telemetry)))

@@ -12,7 +12,7 @@ them and wraps its body in :func:`telemetry_session`::
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -118,6 +118,13 @@ class TelemetryOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5
     progress_interval: float | None = None
+
+
+def options_from(values: Mapping[str, object]) -> TelemetryOptions:
+    """The :class:`TelemetryOptions` among a command's parameters (pass ``locals()``):
+    commands declare the shared options and hand them over without listing them twice."""
+    fields = TelemetryOptions.__struct_fields__
+    return TelemetryOptions(**{k: v for k, v in values.items() if k in fields})  # type: ignore[arg-type]
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:

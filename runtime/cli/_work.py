@@ -21,7 +21,7 @@ from runtime.cli._telemetry_cli import (
     OtelExporterOption,
     OtelProtocolOption,
     ProgressIntervalOption,
-    TelemetryOptions,
+    options_from,
     with_telemetry,
 )
 from runtime.store import StoreConfig, Synchronous, open_store
@@ -102,17 +102,6 @@ def work(
         async with open_store(db_path(db), store_config) as store:
             return await run_until_signalled(Worker(store, fn, config))
 
-    telemetry = TelemetryOptions(
-        otel_exporter=otel_exporter,
-        otel_protocol=otel_protocol,
-        otel_endpoint=otel_endpoint,
-        metrics_port=metrics_port,
-        metrics_host=metrics_host,
-        log_format=log_format,
-        log_file=log_file,
-        log_max_bytes=log_max_bytes,
-        log_backups=log_backups,
-        progress_interval=progress_interval,
-    )
+    telemetry = options_from(locals())
     code = run_async(with_telemetry(body, telemetry))
     raise typer.Exit(code)
