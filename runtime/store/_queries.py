@@ -143,15 +143,16 @@ def list_dead_letters(
 def list_events(
     conn: sqlite3.Connection,
     *,
+    queue: str,
     item_id: str | None,
     topic: str | None,
     kind: str | None,
     since: float | None,
     limit: int,
 ) -> list[AuditEvent]:
-    """Audit rows, oldest first, filtered."""
-    clauses: list[str] = []
-    params: list[object] = []
+    """Audit rows of one queue, oldest first, filtered."""
+    clauses: list[str] = ["queue = ?"]
+    params: list[object] = [queue]
     for clause, value in (
         ("item_id = ?", item_id),
         ("topic = ?", topic),
@@ -161,7 +162,7 @@ def list_events(
         if value is not None:
             clauses.append(clause)
             params.append(value)
-    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+    where = f"WHERE {' AND '.join(clauses)} "
     params.append(limit)
     rows = conn.execute(
         "SELECT id, at, kind, queue, item_id, topic, from_state, to_state, attempt, "
@@ -270,5 +271,7 @@ def retention_counts(conn: sqlite3.Connection, queue: str, cut: RetentionCutoffs
             cut.dead_letters_before,
         )
     if cut.audit_before is not None:
-        audit = count("SELECT count(*) FROM audit WHERE at < ?", cut.audit_before)
+        audit = count(
+            "SELECT count(*) FROM audit WHERE queue = ? AND at < ?", queue, cut.audit_before
+        )
     return PurgeResult(succeeded=succeeded, dead_letters=dead, audit=audit, dry_run=True)

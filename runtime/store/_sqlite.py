@@ -537,11 +537,17 @@ class SQLiteStore:
         since: float | None = None,
         limit: int | None = None,
     ) -> list[q.AuditEvent]:
-        """The audit trail, oldest first, filtered."""
+        """The audit trail of this store's queue, oldest first, filtered."""
         cap = self._cap(limit)
         return await self._read(
             lambda c: q.list_events(
-                c, item_id=item_id, topic=topic, kind=kind, since=since, limit=cap
+                c,
+                queue=self.config.queue,
+                item_id=item_id,
+                topic=topic,
+                kind=kind,
+                since=since,
+                limit=cap,
             )
         )
 

@@ -639,7 +639,7 @@ def purge_succeeded(
 
 def purge_audit(conn: sqlite3.Connection, now: float, queue: str, before: float) -> int:
     """Delete audit rows older than ``before``; the purge itself is audited."""
-    count = conn.execute("DELETE FROM audit WHERE at < ?", (before,)).rowcount
+    count = conn.execute("DELETE FROM audit WHERE queue = ? AND at < ?", (queue, before)).rowcount
     if count:
         audit(conn, now, "audit_purged", queue, detail={"count": count})
     return count

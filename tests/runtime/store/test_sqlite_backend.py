@@ -218,3 +218,28 @@ async def test_now_reads_the_injected_clock(tmp_path: Path, fake_clock: Any) -> 
         assert store.now() == fake_clock.now
         fake_clock.advance(5)
         assert store.now() == fake_clock.now
+
+
+async def test_queues_sharing_a_database_keep_their_audit_apart(tmp_path: Path) -> None:
+    import time
+
+    from policies import RetentionPolicy
+    from runtime.store import NewItem, StoreConfig, open_store
+
+    db = tmp_path / "two.db"
+    async with (
+        open_store(db, StoreConfig(queue="a")) as a,
+        open_store(db, StoreConfig(queue="b")) as b,
+    ):
+        await a.enqueue(NewItem(topic="t", payload=b"1"))
+        await b.enqueue(NewItem(topic="t", payload=b"2"))
+        assert {e.queue for e in await a.events()} == {"a"}
+        assert {e.queue for e in await b.events()} == {"b"}
+    # An hour later, queue a's audit retention runs: queue b's trail is not touched.
+    policy = RetentionPolicy(succeeded_s=None, archived_s=None, audit_s=60.0)
+    later = time.time() + 3600
+    async with open_store(db, StoreConfig(queue="a"), clock=lambda: later) as a_later:
+        assert (await a_later.purge(policy, dry_run=True)).audit == 1
+        assert (await a_later.purge(policy)).audit == 1
+    async with open_store(db, StoreConfig(queue="b")) as b:
+        assert [e.kind for e in await b.events()] == ["enqueued"]
