@@ -9,6 +9,8 @@ from runtime.cli._demo import demo
 from runtime.cli._enqueue import enqueue
 from runtime.cli._health import health
 from runtime.cli._metrics import events, queue_metrics
+from runtime.cli._ops import db_stats_command, diagnostics, doctor, maintenance, purge_command
+from runtime.cli._ops_backup import backup_command, backups_command, restore_command
 from runtime.cli._run import run
 from runtime.cli._work import work
 
@@ -27,3 +29,11 @@ app.command("queue-metrics")(queue_metrics)
 app.command()(events)
 app.command()(health)
 app.add_typer(_dlq.app, name="dlq")
+app.command()(doctor)
+app.command("db-stats")(db_stats_command)
+app.command()(maintenance)
+app.command("purge")(purge_command)
+app.command()(diagnostics)
+app.command("backup")(backup_command)
+app.command("backups")(backups_command)
+app.command("restore")(restore_command)
