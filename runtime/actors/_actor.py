@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import anyio
 import msgspec
-import sniffio
 from anyio.abc import TaskStatus
 from anyio.lowlevel import checkpoint
 
 from policies import PressureLevel, PressurePolicy
 from runtime._errors import PressureRejected
+from runtime._loop import fast_clock
 from runtime.actors._errors import CallFailed, CallTimeout, HandlerTimeout
 from runtime.actors._mailbox import Mailbox, MailboxStatistics, TransitionHook
 from supervisors import ChildSpec, Restart, heartbeat
@@ -429,7 +428,7 @@ class Actor(Generic[M, R]):
             self._active = False
 
     async def _watched(self, behaviour: Behaviour[M, R], ctx: ActorContext) -> None:
-        clock = _fast_clock()
+        clock = fast_clock()
         error: Exception | None = None
         async with anyio.create_task_group() as tg:
             with anyio.CancelScope() as scope:
@@ -534,13 +533,3 @@ class Actor(Generic[M, R]):
             raise
         self._handled += 1
         request.reply(result)
-
-
-def _fast_clock() -> Callable[[], float]:
-    """The running event loop's clock (what ``anyio.current_time`` reads), without anyio's
-    per-call backend lookup."""
-    if sniffio.current_async_library() == "trio":
-        import trio
-
-        return trio.current_time
-    return asyncio.get_running_loop().time

@@ -2,13 +2,16 @@
 
 Shape (every arrow is bounded)::
 
-    durable queue --lease--> intake --route(key)--> partition inbox --> worker --> sinks
-                                                                          |--> ack / fail
+    durable queue --lease--> intake --route(key)--> worker inbox --> worker
+        worker --route(key)--> outbound inbox --> outbound actor --> sinks --> settler
+        worker (no sinks) ------------------------------------------------> settler
+        settler --ack_many--> durable queue; failures --fail--> durable queue
 
-The root supervisor (one-for-one) owns three children: the intake (leases items and
-routes them by key), the workers (a ``PartitionSupervisor``: one worker per partition, a
-crash restarts that partition only, and its inbox survives), and the lease keeper (extends
-the leases of every item held in memory). A pressure monitor samples the durable queue and
+The root supervisor (one-for-one) owns the intake (leases items and routes them by key),
+the workers and the outbound actors (each a ``PartitionSupervisor``: one child per
+partition, a crash restarts that partition only, and its inbox survives), the settler
+(acknowledges successes in batches) and the lease keeper (extends the leases of every item
+held in memory). A pressure monitor samples the durable queue and
 the in-memory intake and acts by policy: throttle intake and submissions, tell handlers
 they are degraded, shed the lowest-priority waiting items, or reject submissions.
 """
@@ -34,17 +37,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from policies import PressureAction, PressureLevel, RestartPolicy
 from runtime import telemetry
 from runtime._errors import PressureRejected, StaleLease
+from runtime._loop import fast_clock, receive_within
 from runtime._structure import first_leaf
 from runtime.pipeline._config import PipelineConfig
+from runtime.pipeline._outbound import Handled, Outbound
 from runtime.pipeline._pressure import PressureGauge
-from runtime.pipeline._sinks import (
-    Sink,
-    SinkFailed,
-    deliver,
-    effect_key,
-    may_have_effects,
-    origin_id,
-)
+from runtime.pipeline._sinks import Sink, SinkFailed
+from runtime.pipeline._watchdog import HandlerWatch
 from runtime.store import EnqueueResult, NewItem, Store, WorkItem
 from runtime.worker._handler import failure_from
 from runtime.worker._worker import default_owner
@@ -137,12 +136,15 @@ class Pipeline:
         self.name = name
         self.owner = owner or default_owner()
         self._handler = _as_async(handler)
-        self._sinks = tuple(sinks)
         self._rng = random.Random(seed)
+        # Bound to the running event loop by run().
+        self._clock: Callable[[], float] = time.monotonic
+        self._cancelled: type[BaseException] = BaseException
         self._in_flight: dict[str, WorkItem] = {}
         self._capacity = cfg.partitions * cfg.inbox_size + cfg.intake_size
         self._stopping = anyio.Event()
         self._settled = anyio.Event()
+        self._reserved = 0  # room taken by leases not yet returned
         self._counts: dict[str, int] = dict.fromkeys(
             (
                 "leased",
@@ -165,7 +167,7 @@ class Pipeline:
             tuple[WorkItem, list[str], float, float]
         ](self._capacity)
         self.queue_pressure = PressureGauge("queue", cfg.pressure, store)
-        self.intake_pressure = PressureGauge("intake", cfg.pressure, store)
+        self.intake_pressure = PressureGauge("intake", cfg.intake_pressure, store)
         self.workers: PartitionSupervisor[WorkItem] = PartitionSupervisor(
             cfg.partitions,
             self._partition,
@@ -173,6 +175,17 @@ class Pipeline:
             policy=cfg.worker_restarts,
             name=f"{name}.workers",
         )
+        self.outbound: Outbound | None = None
+        if sinks:
+            self.outbound = Outbound(
+                store,
+                sinks,
+                cfg,
+                delivered=self._delivered,
+                undelivered=self._undelivered,
+                rng=self._rng,
+                name=name,
+            )
         self.root = Supervisor(
             [
                 # Transient: it ends normally once the pipeline stops taking work.
@@ -183,6 +196,7 @@ class Pipeline:
                     shutdown_timeout=1.0,
                 ),
                 self.workers.child_spec("workers"),
+                *([self.outbound.partitions.child_spec("outbound")] if self.outbound else []),
                 ChildSpec(id="settler", start=self._settle, shutdown_timeout=1.0),
                 ChildSpec(id="lease_keeper", start=self._keep_leases, shutdown_timeout=1.0),
                 ChildSpec(id="pressure", start=self._watch_pressure, shutdown_timeout=1.0),
@@ -204,6 +218,8 @@ class Pipeline:
         Raises:
             SupervisorEscalation: the pipeline's supervision tree gave up.
         """
+        self._clock = fast_clock()
+        self._cancelled = anyio.get_cancelled_exc_class()
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(self.root.run)
@@ -211,14 +227,15 @@ class Pipeline:
                 await self._stopping.wait()
                 with anyio.move_on_after(self.config.drain_timeout_s):
                     while self._in_flight:
-                        self._settled = anyio.Event()
-                        await self._settled.wait()
+                        await self._wait_settled()
                 self.drained = not self._in_flight
                 tg.cancel_scope.cancel()
         except* SupervisorEscalation as group:
             raise first_leaf(group) from None
         finally:
             self.workers.close()
+            if self.outbound is not None:
+                self.outbound.close()
         return self.drained
 
     @property
@@ -229,8 +246,11 @@ class Pipeline:
     def statistics(self) -> PipelineStatistics:
         """Counters and levels, for progress views, metrics and tests."""
         workers = self.workers.statistics().supervisor
+        counts = dict(self._counts)
+        if self.outbound is not None:
+            counts["effects_skipped"] += self.outbound.effects_skipped
         return PipelineStatistics(
-            **self._counts,
+            **counts,
             in_flight=len(self._in_flight),
             max_in_flight=self._max_in_flight,
             capacity=self._capacity,
@@ -253,24 +273,32 @@ class Pipeline:
     # -- submissions -------------------------------------------------------------------
 
     async def submit(self, item: NewItem) -> EnqueueResult:
-        """Enqueue an item in-process, under the durable queue's pressure policy.
+        """Enqueue an item in-process, under the pipeline's pressure policy.
+
+        Rejected while the durable queue is full or at a level whose actions include
+        ``reject``, and while the pipeline's own intake is (its workers cannot keep up);
+        paced while the queue's level throttles.
 
         Raises:
-            PressureRejected: the queue is at a level whose actions include ``reject``.
+            PressureRejected: with the channel (``queue`` or ``intake``), level and depth.
             ValidationFailed: the item was refused at the gate.
         """
         gauge = self.queue_pressure
         # The hard bound holds between samples too: the last sample plus what was accepted
         # since can never pass the configured capacity.
         full = gauge.depth + self._accepted_since_sample >= self.config.queue_capacity
-        if full or PressureAction.REJECT in gauge.actions:
+        refused = gauge if full or PressureAction.REJECT in gauge.actions else None
+        if refused is None and PressureAction.REJECT in self.intake_pressure.actions:
+            refused = self.intake_pressure
+        if refused is not None:
             self._counts["rejected"] += 1
-            gauge.note_rejected(item.topic)
+            refused.note_rejected(item.topic)
+            what = "full" if full else refused.level.value
             raise PressureRejected(
-                f"queue is {gauge.level.value} (depth {gauge.depth}); submission rejected",
-                channel="queue",
-                level=gauge.level.value,
-                depth=gauge.depth,
+                f"{refused.channel} is {what} (depth {refused.depth}); submission rejected",
+                channel=refused.channel,
+                level=refused.level.value,
+                depth=refused.depth,
             )
         if PressureAction.THROTTLE in gauge.actions:
             await gauge.throttle()
@@ -286,24 +314,54 @@ class Pipeline:
     # -- children ----------------------------------------------------------------------
 
     async def _intake(self, *, task_status: TaskStatus[None]) -> None:
-        cfg = self.config
         task_status.started()
+        # Several leases in flight at once: while one waits for the writer, the items of
+        # the last are being handled, so the workers are not starved by lease latency.
+        async with anyio.create_task_group() as tg:
+            for _ in range(self.config.lease_concurrency):
+                tg.start_soon(self._lease_loop)
+
+    async def _lease_loop(self) -> None:
+        cfg = self.config
+        # Leasing a handful at a time costs a writer round trip per handful: wait until a
+        # worthwhile batch fits.
+        worthwhile = max(1, min(cfg.lease_batch, self._capacity) // 2)
         while not self._stopping.is_set():
-            room = self._capacity - len(self._in_flight)
-            items: list[WorkItem] = []
-            if room > 0:
-                if PressureAction.THROTTLE in self.intake_pressure.actions:
-                    await self.intake_pressure.throttle()
-                items = await self.store.lease(self.owner, min(room, cfg.lease_batch), cfg.lease_s)
+            room = self._capacity - len(self._in_flight) - self._reserved
+            if room < worthwhile:
+                await self._wait_settled(cfg.poll_interval_s)
+                continue
+            if PressureAction.THROTTLE in self.intake_pressure.actions:
+                await self.intake_pressure.throttle()
+            n = min(room, cfg.lease_batch)
+            # Reserved before the await, so concurrent leases never pass the capacity.
+            self._reserved += n
+            try:
+                items = await self.store.lease(self.owner, n, cfg.lease_s)
+                for item in items:
+                    self._in_flight[item.id] = item
+            finally:
+                self._reserved -= n
+            self._counts["leased"] += len(items)
+            self._max_in_flight = max(self._max_in_flight, len(self._in_flight))
             for item in items:
-                self._counts["leased"] += 1
-                self._in_flight[item.id] = item
-                self._max_in_flight = max(self._max_in_flight, len(self._in_flight))
-                # Waits while the partition's inbox is full: backpressure up to the lease.
-                await self.workers.send(item.key or item.id, item)
+                try:
+                    self.workers.send_nowait(item.key or item.id, item)
+                except anyio.WouldBlock:
+                    # The partition's inbox is full: backpressure up to the lease.
+                    await self.workers.send(item.key or item.id, item)
             if not items:
                 with anyio.move_on_after(cfg.poll_interval_s):
                     await self._stopping.wait()
+            else:
+                await anyio.lowlevel.checkpoint()
+
+    async def _wait_settled(self, timeout: float = math.inf) -> None:
+        """Wait until an in-flight item is settled, or ``timeout`` passes."""
+        if self._settled.is_set():
+            self._settled = anyio.Event()
+        with anyio.move_on_after(timeout):
+            await self._settled.wait()
 
     def _partition(self, index: int, inbox: MemoryObjectReceiveStream[WorkItem]) -> ChildSpec:
         return ChildSpec(
@@ -321,28 +379,54 @@ class Pipeline:
         task_status: TaskStatus[Any],
     ) -> None:
         task_status.started()
+        watch = HandlerWatch(self.config.handler_timeout_s, self._clock)
+        async with inbox, anyio.create_task_group() as tg:
+            tg.start_soon(watch.run)
+            while True:
+                with watch.segment():
+                    if await self._work_segment(index, inbox, watch):
+                        break
+                # The watchdog ended the segment (a handler overran; that item has been
+                # failed with reason timeout): carry on in a new one.
+            tg.cancel_scope.cancel()
+
+    async def _work_segment(
+        self, index: int, inbox: MemoryObjectReceiveStream[WorkItem], watch: HandlerWatch
+    ) -> bool:
+        """Handle items until the inbox ends (return True) or the segment is cancelled."""
         hb = self.config.heartbeat_timeout_s
         idle = math.inf if hb is None else hb / 2
-        async with inbox:
-            while True:
+        # A heartbeat moves a deadline; one per eighth of the timeout is plenty (an item
+        # is then reported hung after 7/8 to 1 heartbeat timeout).
+        beat_every = math.inf if hb is None else hb / 8
+        clock = self._clock
+        beat_at = -math.inf
+        handled = 0
+        while True:
+            now = clock()
+            if now - beat_at >= beat_every:
                 heartbeat()
-                item: WorkItem | None = None
-                # Wake up now and then while idle, so an idle worker is not taken for hung.
-                with anyio.move_on_after(idle):
-                    try:
-                        item = await inbox.receive()
-                    except anyio.EndOfStream:
-                        return
-                if item is not None:
-                    await self._process(index, item)
+                beat_at = now
+            try:
+                item = await receive_within(inbox, idle)
+            except anyio.EndOfStream:
+                return True
+            if item is None:
+                continue
+            await self._process(index, item, watch)
+            handled += 1
+            if handled % 16 == 0:
+                # Items taken without waiting and a handler that never awaits would
+                # otherwise starve the intake and the settler.
+                await anyio.lowlevel.checkpoint()
 
-    async def _process(self, index: int, item: WorkItem) -> None:
+    async def _process(self, index: int, item: WorkItem, watch: HandlerWatch) -> None:
         latency = self.store.now() - item.available_at
         began = time.perf_counter()
         outcome = "failed"
         try:
             with telemetry.process_span(item, owner=self.owner):
-                outcome, error = await self._attempt(index, item, latency, began)
+                outcome, error = await self._attempt(index, item, latency, began, watch)
                 if outcome != "pending":
                     telemetry.settled(
                         item,
@@ -354,65 +438,93 @@ class Pipeline:
             if error is not None and self.config.let_it_crash:
                 raise error
         finally:
-            # A pending item stays in flight (its lease kept) until the settler acks it.
+            # A pending item stays in flight (its lease kept) until it is settled.
             if outcome != "pending":
-                self._in_flight.pop(item.id, None)
-                self._settled.set()
+                self._release(item)
+
+    def _release(self, item: WorkItem) -> None:
+        self._in_flight.pop(item.id, None)
+        self._settled.set()
 
     async def _attempt(
-        self, index: int, item: WorkItem, latency: float, began: float
+        self, index: int, item: WorkItem, latency: float, began: float, watch: HandlerWatch
     ) -> tuple[str, Exception | None]:
-        """Handle, deliver, settle; return the outcome and the handler's error if any.
+        """Handle the item and pass it on; return the outcome and the handler's error.
 
-        Success is handed to the settler, which acknowledges in batches (``pending``): the
-        worker moves on to its next item at once, in key order.
+        Success goes to the outbound actors (with sinks) or straight to the settler, which
+        acknowledges in batches (``pending``): the worker moves on to its next item at
+        once, in key order.
 
-        Timeouts and sink failures are failures of the attempt, never crashes; a handler
-        exception is handed back so that, with ``let_it_crash``, the worker crashes after
-        the failure is recorded.
+        A timeout is a failure of the attempt, never a crash; a handler exception is
+        handed back so that, with ``let_it_crash``, the worker crashes after the failure
+        is recorded.
         """
-        cfg = self.config
-        token = item.lease_token or ""
         ctx = HandlerContext(degraded=self.degraded, partition=index)
-        delivered: list[str] = []
+        error: Exception | None = None
+        result: bytes | None = None
+        watch.begin()
         try:
-            with anyio.fail_after(cfg.handler_timeout_s):
-                result = await self._handler(item, ctx)
-            if self._sinks:
-                check = may_have_effects(item)
-                origin = await origin_id(self.store, item) if item.replay_of else item.id
-                for sink in self._sinks:
-                    heartbeat()  # each finished step is progress, not a hang
-                    key = effect_key(sink, item, origin)
-                    if check and await self.store.has_effect(key):
-                        self._counts["effects_skipped"] += 1
-                        continue
-                    try:
-                        await deliver(
-                            sink,
-                            item,
-                            result,
-                            key,
-                            timeout_s=cfg.sink_timeout_s,
-                            policy=cfg.sink_retry,
-                            rng=self._rng,
-                        )
-                    except SinkFailed:
-                        # Keep what was delivered, so the retry skips it.
-                        for done in delivered:
-                            await self.store.record_effect(done, item.id)
-                        raise
-                    delivered.append(key)
-        except TimeoutError as exc:
-            self._counts["timeouts"] += 1
-            return await self._fail(item, token, exc, timeout=True), None
-        except SinkFailed as exc:
-            self._counts["timeouts"] += exc.timeout
-            return await self._fail(item, token, exc, timeout=exc.timeout), None
+            result = await self._handler(item, ctx)
+        except self._cancelled:
+            if not watch.tripped:
+                raise
+            error = TimeoutError(f"handler ran past {self.config.handler_timeout_s} s")
         except Exception as exc:
-            return await self._fail(item, token, exc, timeout=False), exc
-        await self._acks_send.send((item, delivered, latency, began))
-        return "pending", None
+            error = exc
+        finally:
+            watch.end()
+        if watch.tripped:
+            # The watchdog cancelled the segment: record this item's outcome shielded; the
+            # cancellation lands at the worker's next wait.
+            with anyio.CancelScope(shield=True):
+                return await self._pass_on(item, result, error, latency, began)
+        return await self._pass_on(item, result, error, latency, began)
+
+    async def _pass_on(
+        self,
+        item: WorkItem,
+        result: bytes | None,
+        error: Exception | None,
+        latency: float,
+        began: float,
+    ) -> tuple[str, Exception | None]:
+        if error is None:
+            handled = Handled(item, result, latency, began)
+            if self.outbound is not None:
+                await self.outbound.send(handled)
+            else:
+                await self._delivered(handled, [])
+            return "pending", None
+        token = item.lease_token or ""
+        if isinstance(error, TimeoutError):
+            self._counts["timeouts"] += 1
+            return await self._fail(item, token, error, timeout=True), None
+        return await self._fail(item, token, error, timeout=False), error
+
+    async def _delivered(self, handled: Handled, effects: list[str]) -> None:
+        """Hand a successful item to the settler (the outbound actors call this)."""
+        entry = (handled.item, effects, handled.queue_latency_s, handled.began)
+        try:
+            # No reschedule per item while the settler keeps up; the worker yields anyway.
+            self._acks_send.send_nowait(entry)
+        except anyio.WouldBlock:
+            await self._acks_send.send(entry)
+
+    async def _undelivered(self, handled: Handled, error: SinkFailed) -> None:
+        """A sink failed every try: the item's attempt fails (outbound actors call this)."""
+        item = handled.item
+        self._counts["timeouts"] += error.timeout
+        try:
+            outcome = await self._fail(item, item.lease_token or "", error, timeout=error.timeout)
+            telemetry.settled(
+                item,
+                outcome,
+                duration_s=time.perf_counter() - handled.began,
+                queue_latency_s=handled.queue_latency_s,
+                error=error,
+            )
+        finally:
+            self._release(item)
 
     async def _settle(self, *, task_status: TaskStatus[None]) -> None:
         """Acknowledge successful items in batches (one transaction per batch)."""

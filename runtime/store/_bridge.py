@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -32,12 +33,14 @@ def _loop_notifier() -> Callable[[Callable[[], object]], object]:
 
 def _virtual_time() -> bool:
     """Whether Trio runs on a ``MockClock`` (tests), where waiting on a thread looks idle."""
-    if sniffio.current_async_library() != "trio":
+    # A MockClock exists only once trio.testing is imported; importing it here would drag
+    # pytest into every service process.
+    testing = sys.modules.get("trio.testing")
+    if testing is None or sniffio.current_async_library() != "trio":
         return False
     import trio
-    import trio.testing
 
-    return isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
+    return isinstance(trio.lowlevel.current_clock(), testing.MockClock)
 
 
 async def wait_future(future: Future[T]) -> T:

@@ -178,3 +178,35 @@ async def test_degraded_flag_reaches_handlers_and_throttle_paces_submissions(
         await trio.sleep(10)
         pipeline.stop()
     assert any(seen)
+
+
+async def test_a_saturated_intake_rejects_submissions_while_the_queue_is_calm(
+    store: SQLiteStore, autojump_clock: Clock
+) -> None:
+    # Only the intake channel may reject here; the queue's levels never act.
+    policy = PressurePolicy(elevated=(), critical=(PressureAction.REJECT,))
+    cfg = config(pressure=PressurePolicy(elevated=(), critical=()), intake_pressure=policy)
+    pipeline, release = await blocked_pipeline(store, cfg)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pipeline.run)
+        for _ in range(6):  # the pipeline's capacity: every one is leased and held
+            await pipeline.submit(NewItem(topic="t", payload=b"x"))
+        await trio.sleep(1)
+        assert pipeline.intake_pressure.level is PressureLevel.CRITICAL
+        assert pipeline.queue_pressure.level is PressureLevel.NORMAL
+        with pytest.raises(PressureRejected) as caught:
+            await pipeline.submit(NewItem(topic="t", payload=b"late"))
+        assert (caught.value.channel, caught.value.level) == ("intake", "critical")
+        release.set()
+        await trio.sleep(5)
+        assert pipeline.intake_pressure.level is PressureLevel.NORMAL
+        await pipeline.submit(NewItem(topic="t", payload=b"accepted again"))
+        await trio.sleep(5)
+        pipeline.stop()
+    stats = pipeline.statistics()
+    assert (stats.submitted, stats.rejected, stats.succeeded) == (7, 1, 7)
+
+
+def test_the_intake_never_sheds_leased_work() -> None:
+    with pytest.raises(ValueError, match="cannot shed"):
+        config(intake_pressure=PressurePolicy(critical=(PressureAction.SHED,)))
