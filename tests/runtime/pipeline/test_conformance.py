@@ -8,6 +8,7 @@ import anyio
 import pytest
 import sniffio
 
+from policies import RetryPolicy
 from runtime._errors import PressureRejected
 from runtime.pipeline import HandlerContext, Pipeline, PipelineConfig
 from runtime.store import DeadReason, NewItem, StoreConfig, WorkItem, open_store
@@ -67,3 +68,35 @@ async def test_submissions_past_capacity_are_rejected(tmp_path: Path, anyio_back
             await pipeline.submit(NewItem(topic="t", payload=b"x"))
         with pytest.raises(PressureRejected):
             await pipeline.submit(NewItem(topic="t", payload=b"x"))
+
+
+async def test_outbound_actors_and_handler_timeouts(tmp_path: Path, anyio_backend: str) -> None:
+    delivered: dict[str, list[int]] = {}
+
+    class Sink:
+        name = "out"
+
+        async def deliver(self, item: WorkItem, result: bytes | None, key: str) -> None:
+            delivered.setdefault(item.key or "", []).append(int(item.payload))
+
+    async def handler(item: WorkItem, ctx: HandlerContext) -> bytes:
+        if item.payload == b"5":
+            await anyio.sleep_forever()  # the watchdog fails it with reason timeout
+        return item.payload
+
+    config = StoreConfig(retry=RetryPolicy(max_attempts=1))
+    async with open_store(tmp_path / "o.db", config) as store:
+        await store.enqueue_many(
+            [NewItem(topic="t", payload=str(n).encode(), key=f"k{n % 2}") for n in range(12)]
+        )
+        pipeline = Pipeline(
+            store,
+            handler,
+            sinks=[Sink()],
+            config=PipelineConfig(partitions=2, poll_interval_s=0.01, handler_timeout_s=0.05),
+        )
+        await run_until_settled(pipeline)
+        letters = await store.dead_letters()
+    assert [d.reason for d in letters] == [DeadReason.TIMEOUT]
+    assert delivered == {"k0": [0, 2, 4, 6, 8, 10], "k1": [1, 3, 7, 9, 11]}
+    assert pipeline.statistics().worker_restarts == 0
