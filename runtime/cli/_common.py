@@ -37,6 +37,12 @@ QueueOption = Annotated[str, typer.Option("--queue", help="Queue name within the
 FormatOption = Annotated[
     str, typer.Option("--format", help="Output format: table or json.", case_sensitive=False)
 ]
+BusyTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--busy-timeout", help="Seconds to wait for another writer's lock before failing.", min=0
+    ),
+]
 
 
 def db_path(db: Path | None) -> Path:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from runtime._errors import ValidationFailed
-from runtime.cli._common import DbOption, QueueOption, db_path, run_async
+from runtime.cli._common import BusyTimeoutOption, DbOption, QueueOption, db_path, run_async
 from runtime.store import NewItem, StoreConfig, open_store, validate_new_item
 
 CHUNK = 1000
@@ -101,9 +101,12 @@ def enqueue(
     queue: QueueOption = "default",
     max_payload_bytes: Annotated[int, typer.Option(help="Largest payload accepted.", min=1)] = 1024
     * 1024,
+    busy_timeout: BusyTimeoutOption = 5.0,
 ) -> None:
     """Enqueue one item (prints its id) or a JSON-lines file of items (prints a count)."""
-    config = StoreConfig(queue=queue, max_payload_bytes=max_payload_bytes)
+    config = StoreConfig(
+        queue=queue, max_payload_bytes=max_payload_bytes, busy_timeout_s=busy_timeout
+    )
     path = db_path(db)
     if from_file is not None:
         if topic is not None or payload is not None:

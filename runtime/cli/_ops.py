@@ -15,6 +15,7 @@ from rich.table import Table
 from policies import RetentionPolicy
 from runtime.cli._common import (
     EXIT_BAD_INPUT,
+    BusyTimeoutOption,
     DbOption,
     FormatOption,
     QueueOption,
@@ -64,12 +65,6 @@ DeadLettersOption = Annotated[
     ),
 ]
 AuditOption = Annotated[str, typer.Option(help="Audit rows older than this ('never').")]
-BusyTimeoutOption = Annotated[
-    float,
-    typer.Option(
-        "--busy-timeout", help="Seconds to wait for another writer's lock before failing.", min=0
-    ),
-]
 
 
 def retention_policy(

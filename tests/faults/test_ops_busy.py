@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -12,9 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import runtime.cli._enqueue as enqueue_cli
 from runtime.cli import app
-from runtime.store import SQLiteStore, StoreConfig
+from runtime.store import SQLiteStore
 
 MESSAGE = "garrison: error: the database is locked by another writer (busy timeout passed)\n"
 
@@ -35,14 +33,11 @@ def locked(tmp_path: Path) -> Iterator[Path]:
     holder.close()
 
 
-def test_enqueue_against_a_held_lock_fails_clearly(
-    locked: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(
-        enqueue_cli, "StoreConfig", functools.partial(StoreConfig, busy_timeout_s=0.2)
-    )
+def test_enqueue_against_a_held_lock_fails_clearly(locked: Path) -> None:
     started = time.monotonic()
-    code, out, err = garrison("enqueue", "--db", str(locked), "--topic", "t", "--payload", "{}")
+    code, out, err = garrison(
+        "enqueue", "--db", str(locked), "--topic", "t", "--payload", "{}", "--busy-timeout", "0.2"
+    )
     assert (code, out, err) == (1, "", MESSAGE)
     assert time.monotonic() - started >= 0.2
 
