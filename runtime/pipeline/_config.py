@@ -17,6 +17,7 @@ class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         lease_s: lease length; leases of items held in memory are extended every third.
         lease_batch: most items per lease call.
         lease_concurrency: lease calls in flight at once (the intake's pipelining depth).
+        ack_batch: most successes the settler acknowledges in one transaction.
         poll_interval_s: wait between lease calls that found nothing.
         handler_timeout_s: a handler call running longer fails with reason ``timeout``.
         heartbeat_timeout_s: a worker silent this long is cancelled and restarted (``hang``).
@@ -38,7 +39,9 @@ class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             critical; ``reject`` refuses submissions and ``throttle`` paces leasing.
             ``shed`` is refused here: items in memory are leased work, never dropped.
         pressure_interval_s: how often the durable queue's depth is sampled.
-        worker_restarts: restart intensity of the partition workers' supervisor.
+        worker_restarts: restart intensity of the workers' and outbound actors' supervisors.
+        root_restarts: restart intensity of the pipeline's root supervisor (its intake,
+            settler, lease keeper, pressure monitor and the two partition supervisors).
     """
 
     partitions: int = 8
@@ -47,6 +50,7 @@ class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     lease_s: float = 30.0
     lease_batch: int = 32
     lease_concurrency: int = 2
+    ack_batch: int = 512
     poll_interval_s: float = 0.1
     handler_timeout_s: float = 30.0
     heartbeat_timeout_s: float | None = None
@@ -63,6 +67,7 @@ class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     )
     pressure_interval_s: float = 0.5
     worker_restarts: RestartPolicy = RestartPolicy(max_restarts=100, period_s=10.0)
+    root_restarts: RestartPolicy = RestartPolicy(max_restarts=10, period_s=10.0)
 
     def __post_init__(self) -> None:
         for name in (
@@ -71,6 +76,7 @@ class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             "intake_size",
             "lease_batch",
             "lease_concurrency",
+            "ack_batch",
             "queue_capacity",
             "outbound_partitions",
             "outbound_inbox_size",

@@ -34,7 +34,7 @@ import msgspec
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from policies import PressureAction, PressureLevel, RestartPolicy
+from policies import PressureAction, PressureLevel
 from runtime import telemetry
 from runtime._errors import PressureRejected, StaleLease
 from runtime._loop import fast_clock, receive_within
@@ -201,7 +201,7 @@ class Pipeline:
                 ChildSpec(id="lease_keeper", start=self._keep_leases, shutdown_timeout=1.0),
                 ChildSpec(id="pressure", start=self._watch_pressure, shutdown_timeout=1.0),
             ],
-            policy=RestartPolicy(max_restarts=10, period_s=10.0),
+            policy=cfg.root_restarts,
             name=name,
         )
         self.drained = False
@@ -529,9 +529,10 @@ class Pipeline:
     async def _settle(self, *, task_status: TaskStatus[None]) -> None:
         """Acknowledge successful items in batches (one transaction per batch)."""
         task_status.started()
+        limit = self.config.ack_batch
         while True:
             batch = [await self._acks_receive.receive()]
-            while len(batch) < 512:
+            while len(batch) < limit:
                 try:
                     batch.append(self._acks_receive.receive_nowait())
                 except anyio.WouldBlock:

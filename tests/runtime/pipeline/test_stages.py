@@ -152,3 +152,21 @@ async def test_concurrent_leases_never_pass_the_in_memory_bound(
     assert stats.capacity == 2 * 3 + 5
     assert stats.max_in_flight <= stats.capacity
     assert stats.succeeded == 300
+
+
+async def test_the_settler_acknowledges_at_most_ack_batch_per_transaction(
+    store: SQLiteStore, autojump_clock: Clock
+) -> None:
+    await enqueue(store, 50, keys=5)
+    calls: list[int] = []
+    ack_many = store.ack_many
+
+    async def counting(pairs, effects=None):  # type: ignore[no-untyped-def]
+        calls.append(len(pairs))
+        return await ack_many(pairs, effects=effects)
+
+    store.ack_many = counting  # type: ignore[method-assign]
+    pipeline = Pipeline(store, lambda i, c: None, config=config(ack_batch=4, lease_batch=50))
+    assert await run_until_settled(pipeline)
+    assert sum(calls) == 50
+    assert max(calls) <= 4
