@@ -145,6 +145,7 @@ class Pipeline:
         self._stopping = anyio.Event()
         self._settled = anyio.Event()
         self._reserved = 0  # room taken by leases not yet returned
+        self._contexts: dict[tuple[bool, int], HandlerContext] = {}
         self._counts: dict[str, int] = dict.fromkeys(
             (
                 "leased",
@@ -459,7 +460,10 @@ class Pipeline:
         handed back so that, with ``let_it_crash``, the worker crashes after the failure
         is recorded.
         """
-        ctx = HandlerContext(degraded=self.degraded, partition=index)
+        degraded = self.degraded
+        ctx = self._contexts.get((degraded, index))
+        if ctx is None:  # one per partition and flag: the context is immutable
+            ctx = self._contexts[degraded, index] = HandlerContext(degraded, index)
         error: Exception | None = None
         result: bytes | None = None
         watch.begin()
