@@ -48,7 +48,9 @@ async def queue_e2e(db: Path, n: int) -> float:
 
 async def pipeline_e2e(db: Path, n: int) -> float:
     async with open_store(db, StoreConfig()) as store:
-        config = PipelineConfig(partitions=4, inbox_size=128, intake_size=512, lease_batch=200, lease_concurrency=3)
+        config = PipelineConfig(
+            partitions=4, inbox_size=128, intake_size=512, lease_batch=200, lease_concurrency=3
+        )
         pipeline = Pipeline(store, noop, config=config)
         t = time.perf_counter()
         async with trio.open_nursery() as nursery:
