@@ -139,6 +139,9 @@ async def test_refused_op_in_a_batch_does_not_affect_its_neighbours(tmp_path: Pa
         (leased,) = await store.lease("w")
         gate = Gate()
         store._writer.submit(gate)
+        # The writer is inside the gate before anything else is queued, so all twelve
+        # operations below meet in the next batch whatever the threads' timing.
+        assert gate.running.wait(WAIT)
         outcomes: dict[str, object] = {}
 
         async def produce(n: int) -> None:
