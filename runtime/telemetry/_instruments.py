@@ -18,6 +18,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
 
@@ -393,51 +394,42 @@ class process_span:
     ``with process_span(item, owner=...) as span:`` — the span is current inside the block
     and linked to the span that enqueued the item (from ``item.trace_context``) and, for a
     replayed item, to its replay. An exception leaving the block is recorded on the span
-    and re-raised. Built for the hot path: a class, not a generator; links and attributes
-    only for a recording span; the context is attached only for a valid span.
+    and re-raised.
+
+    Built for the hot path (see bench/README.md, "Telemetry overhead"): a class, not a
+    generator; links only for a recording span; the context attached only for a valid
+    span. The item's attributes are set when the block ends, in one call together with the
+    outcome :func:`settled` reported, so they are on the span when it is exported but not
+    while it is running.
     """
 
-    __slots__ = ("_item", "_owner", "_span", "_token")
+    __slots__ = ("_attributes", "_item", "_owner", "_pending", "_span", "_token")
 
     def __init__(self, item: WorkItem, *, owner: str | None = None) -> None:
         self._item = item
         self._owner = owner
         self._token: object | None = None
+        self._pending: Token[process_span | None] | None = None
+        self._attributes: dict[str, AttributeValue] | None = None
 
     def __enter__(self) -> Span:
         item = self._item
-        span = _current.tracer.start_span(f"process {item.topic}", kind=SpanKind.CONSUMER)
+        span = _current.tracer.start_span(_process_name(item.topic), kind=SpanKind.CONSUMER)
         self._span = span
         if span.is_recording():
-            attributes: dict[str, AttributeValue] = {
-                "messaging.system": MESSAGING_SYSTEM,
-                "messaging.operation.type": "process",
-                "messaging.destination.name": item.topic,
-                "messaging.message.id": item.id,
-                "garrison.queue": item.queue,
-                "garrison.attempt": item.attempt,
-                "garrison.max_attempts": item.max_attempts,
-                "garrison.priority": item.priority,
-            }
-            if item.key is not None:
-                attributes["garrison.key"] = item.key
-            if item.correlation_id is not None:
-                attributes["messaging.message.conversation_id"] = item.correlation_id
-            if item.replay_of is not None:
-                attributes["garrison.replay_of"] = item.replay_of
-            if self._owner is not None:
-                attributes["messaging.consumer.group.name"] = self._owner
-            span.set_attributes(attributes)
             carrier = item.trace_context
             if carrier:
                 enqueued = _parse_traceparent(carrier.get("traceparent"))
                 if enqueued is not None:
                     span.add_link(enqueued, _ENQUEUE_LINK)
-                replayed = _parse_traceparent(carrier.get(DEAD_LETTER_CONTEXT_KEY))
+                replayed = carrier.get(DEAD_LETTER_CONTEXT_KEY)
                 if replayed is not None:
-                    span.add_link(replayed, _REPLAY_LINK)
-        if span.get_span_context().is_valid:
-            self._token = otel_context.attach(trace.set_span_in_context(span))
+                    replay = _parse_traceparent(replayed)
+                    if replay is not None:
+                        span.add_link(replay, _REPLAY_LINK)
+            self._attributes = {}
+            self._pending = _processing.set(self)
+        self._token = _attach(span)
         return span
 
     def __exit__(
@@ -449,21 +441,93 @@ class process_span:
         if self._token is not None:
             otel_context.detach(self._token)  # type: ignore[arg-type]
         span = self._span
+        if self._pending is not None:
+            _processing.reset(self._pending)
+            span.set_attributes(self._item_attributes())
+            # A late ``settled`` (from a task started inside the block) finds no span to
+            # report to, as it would find the span ended.
+            self._attributes = None
         if exc is not None and span.is_recording():
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
         span.end()
 
+    def _item_attributes(self) -> dict[str, AttributeValue]:
+        item = self._item
+        attributes: dict[str, AttributeValue] = {
+            "messaging.system": MESSAGING_SYSTEM,
+            "messaging.operation.type": "process",
+            "messaging.destination.name": item.topic,
+            "messaging.message.id": item.id,
+            "garrison.queue": item.queue,
+            "garrison.attempt": item.attempt,
+            "garrison.max_attempts": item.max_attempts,
+            "garrison.priority": item.priority,
+        }
+        if item.key is not None:
+            attributes["garrison.key"] = item.key
+        if item.correlation_id is not None:
+            attributes["messaging.message.conversation_id"] = item.correlation_id
+        if item.replay_of is not None:
+            attributes["garrison.replay_of"] = item.replay_of
+        if self._owner is not None:
+            attributes["messaging.consumer.group.name"] = self._owner
+        if self._attributes:
+            attributes.update(self._attributes)
+        return attributes
+
+
+# The recording process span of the attempt this task is handling, so that ``settled``
+# can hand it the outcome rather than make an SDK call of its own.
+_processing: ContextVar[process_span | None] = ContextVar("garrison_processing", default=None)
+
+
+def _attach(span: Span) -> object | None:
+    """Make ``span`` current (the token to detach), unless it is invalid (nothing records)."""
+    if span.get_span_context().is_valid:
+        return otel_context.attach(trace.set_span_in_context(span))
+    return None
+
 
 _ENQUEUE_LINK: Final = {"garrison.link": "enqueue"}
 _REPLAY_LINK: Final = {"garrison.link": "replay"}
 
+# Small memo tables for the hot path, bounded like the gauges (a runaway number of topics
+# or outcomes only stops the memoising): span names by topic, histogram attributes by
+# (topic, outcome), and parsed traceparents (the items of one enqueue call share theirs).
+_process_names: dict[str, str] = {}
+_outcome_attributes: dict[tuple[str, str], Mapping[str, str]] = {}
+_topic_attributes: dict[str, Mapping[str, str]] = {}
+_parsed: dict[str, trace.SpanContext | None] = {}
+MAX_PARSED: Final = 256
+
+
+def _process_name(topic: str) -> str:
+    name = _process_names.get(topic)
+    if name is None:
+        name = f"process {topic}"
+        if len(_process_names) < MAX_GAUGE_SERIES:
+            _process_names[topic] = name
+    return name
+
 
 def _parse_traceparent(value: str | None) -> trace.SpanContext | None:
-    # A fast W3C traceparent parse (version 00 layout) for the hot path; anything unusual
-    # goes through the full propagator.
     if not value:
         return None
+    try:
+        return _parsed[value]
+    except KeyError:
+        pass
+    found = _parse_traceparent_uncached(value)
+    if len(_parsed) >= MAX_PARSED:
+        _parsed.clear()
+    _parsed[value] = found
+    return found
+
+
+def _parse_traceparent_uncached(value: str) -> trace.SpanContext | None:
+    # A fast W3C traceparent parse (version 00 layout); anything unusual goes through the
+    # full propagator.
     parts = value.split("-")
     if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16 and len(parts[3]) == 2:
         try:
@@ -496,55 +560,111 @@ def settled(
     inst = _current
     topic = item.topic
     inst.count("processed", topic, "garrison.outcome", outcome)
-    inst.process_duration.record(duration_s, {"garrison.topic": topic, "garrison.outcome": outcome})
-    if queue_latency_s is not None:
-        inst.queue_latency.record(max(queue_latency_s, 0.0), {"garrison.topic": topic})
     if outcome == "succeeded":
         inst.count("succeeded", topic)
     elif outcome == "retry_scheduled":
         reason = "timeout" if isinstance(error, TimeoutError) else "error"
         inst.count("retried", topic, "garrison.reason", reason)
+    key = (topic, outcome)
+    attributes = _outcome_attributes.get(key)
+    if attributes is None:
+        attributes = {"garrison.topic": topic, "garrison.outcome": outcome}
+        if len(_outcome_attributes) < MAX_GAUGE_SERIES:
+            _outcome_attributes[key] = attributes
+    inst.process_duration.record(duration_s, attributes)
+    if queue_latency_s is not None:
+        attributes = _topic_attributes.get(topic)
+        if attributes is None:
+            attributes = {"garrison.topic": topic}
+            if len(_topic_attributes) < MAX_GAUGE_SERIES:
+                _topic_attributes[topic] = attributes
+        inst.queue_latency.record(max(queue_latency_s, 0.0), attributes)
     span = trace.get_current_span()
-    if span.is_recording():
+    pending = _processing.get()
+    if pending is not None and pending._span is span and pending._attributes is not None:
+        pending._attributes["garrison.outcome"] = outcome
+        if error is not None:
+            pending._attributes["error.type"] = type(error).__qualname__
+    elif span.is_recording():
         span.set_attribute("garrison.outcome", outcome)
         if error is not None:
-            span.record_exception(error)
             span.set_attribute("error.type", type(error).__qualname__)
-            span.set_status(Status(StatusCode.ERROR, f"{type(error).__qualname__}: {outcome}"))
+    if error is not None and span.is_recording():
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__qualname__}: {outcome}"))
 
 
-@contextmanager
-def settle_span(operation: str, *, item_id: str | None = None, count: int = 1) -> Iterator[Span]:
+class settle_span:
     """Messaging *settle* (``ack`` or ``nack``) for acknowledging or failing items.
 
-    Inside a recording process span, a single item's settle is an event on that span (a
-    child span per item would double the tracing cost of the hot path); a batch, or a
-    settle outside any process span, gets its own span. Attributes are built only when
-    something records.
+    ``with settle_span("ack", item_id=...) as span:`` — inside a span (the process span of
+    the item), a single item's settle is an event on that span, added when the block ends
+    without an exception, or nothing if that span was sampled out (a child span per item
+    would double the tracing cost of the hot path). A batch, or a settle outside any span,
+    gets its own span (kind CLIENT), current inside the block, with an exception leaving
+    the block recorded on it. Attributes are built only when something records.
     """
-    parent = trace.get_current_span()
-    if count == 1 and parent.is_recording():
-        yield parent
-        attributes: dict[str, str | int] = {
-            "messaging.operation.type": "settle",
-            "messaging.operation.name": operation,
-        }
-        if item_id is not None:
-            attributes["messaging.message.id"] = item_id
-        parent.add_event(operation, attributes)
-        return
-    with _current.tracer.start_as_current_span(
-        operation, kind=SpanKind.CLIENT, record_exception=True
-    ) as span:
+
+    __slots__ = ("_count", "_event", "_item_id", "_operation", "_own", "_span", "_token")
+
+    def __init__(self, operation: str, *, item_id: str | None = None, count: int = 1) -> None:
+        self._operation = operation
+        self._item_id = item_id
+        self._count = count
+        self._event = False
+        self._own = False
+        self._token: object | None = None
+
+    def __enter__(self) -> Span:
+        parent = trace.get_current_span()
+        if self._count == 1 and parent.get_span_context().is_valid:
+            # A single settle belongs to the span around it: an event when that span
+            # records; nothing when it was sampled out (a child of it would be too).
+            self._event = parent.is_recording()
+            self._span = parent
+            return parent
+        span = _current.tracer.start_span(self._operation, kind=SpanKind.CLIENT)
+        self._span = span
+        self._own = True
         if span.is_recording():
-            span.set_attribute("messaging.system", MESSAGING_SYSTEM)
-            span.set_attribute("messaging.operation.type", "settle")
-            span.set_attribute("messaging.operation.name", operation)
-            if item_id is not None:
-                span.set_attribute("messaging.message.id", item_id)
-            if count > 1:
-                span.set_attribute("messaging.batch.message_count", count)
-        yield span
+            attributes: dict[str, AttributeValue] = {
+                "messaging.system": MESSAGING_SYSTEM,
+                "messaging.operation.type": "settle",
+                "messaging.operation.name": self._operation,
+            }
+            if self._item_id is not None:
+                attributes["messaging.message.id"] = self._item_id
+            if self._count > 1:
+                attributes["messaging.batch.message_count"] = self._count
+            span.set_attributes(attributes)
+        self._token = _attach(span)
+        return span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        span = self._span
+        if not self._own:
+            if self._event and exc is None:
+                attributes: dict[str, AttributeValue] = {
+                    "messaging.operation.type": "settle",
+                    "messaging.operation.name": self._operation,
+                }
+                if self._item_id is not None:
+                    attributes["messaging.message.id"] = self._item_id
+                span.add_event(self._operation, attributes)
+            return
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+        # As ``start_as_current_span`` does: only an Exception is an error (not Cancelled,
+        # GeneratorExit, KeyboardInterrupt).
+        if isinstance(exc, Exception) and span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.end()
 
 
 def lease_contended(n: int = 1, *, queue: str = "default") -> None:

@@ -32,7 +32,13 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
 
 from runtime._errors import ValidationFailed
 from runtime.telemetry._instruments import Instruments, current_instruments, install_instruments
@@ -208,8 +214,7 @@ def configure_telemetry(config: TelemetryConfig | None = None) -> TelemetryHandl
     readers: list[MetricReader] = []
     kind = config.exporter
     if kind != "none":
-        sampler = ParentBased(TraceIdRatioBased(config.sample_ratio))
-        tracer_provider = TracerProvider(resource=resource, sampler=sampler)
+        tracer_provider = TracerProvider(resource=resource, sampler=_sampler(config.sample_ratio))
         if kind == "memory":
             span_exporter = InMemorySpanExporter()
             tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
@@ -266,6 +271,16 @@ def configure_telemetry(config: TelemetryConfig | None = None) -> TelemetryHandl
         _set_globals(tracer_provider, meter_provider)
     install_instruments(Instruments(tracer_provider, meter_provider))
     return handle
+
+
+def _sampler(ratio: float) -> Sampler:
+    # Parent-based: a trace is kept or dropped as a whole. The ratio sampler's decision
+    # costs a little on every root span, so the two ends use the constant samplers.
+    if ratio >= 1.0:
+        return ParentBased(ALWAYS_ON)
+    if ratio <= 0.0:
+        return ParentBased(ALWAYS_OFF)
+    return ParentBased(TraceIdRatioBased(ratio))
 
 
 def _set_globals(

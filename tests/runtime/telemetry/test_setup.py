@@ -112,3 +112,25 @@ print("ok")
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_sample_ratio_picks_the_sampler() -> None:
+    assert "AlwaysOnSampler" in _setup._sampler(1.0).get_description()
+    assert "AlwaysOffSampler" in _setup._sampler(0.0).get_description()
+    assert "TraceIdRatioBased{0.25}" in _setup._sampler(0.25).get_description()
+    config = TelemetryConfig(exporter="memory", set_global=False, sample_ratio=0.0)
+    with configure_telemetry(config) as handle:
+        dead_letter_written(reason="shed", topic="t", item_id="i", attempts=1)
+        assert handle.span_exporter is not None
+        assert handle.span_exporter.get_finished_spans() == ()
+        # Sampling thins traces only: the counters still see everything.
+        assert handle.metric_reader is not None
+        data = handle.metric_reader.get_metrics_data()
+        assert data is not None
+        names = {
+            metric.name
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+        }
+        assert "garrison.items.dead_lettered" in names
