@@ -380,9 +380,21 @@ def item_rejected(topic: str, reason: str) -> None:
 
 
 def items_shed(topic: str, n: int, reason: str) -> None:
-    """Count ``n`` items of ``topic`` dropped by a shed action for ``reason``."""
+    """Count ``n`` items of ``topic`` dropped by a shed action for ``reason``; log it once."""
     if n > 0:
         _current.shed.add(n, {"garrison.topic": topic, "garrison.reason": reason})
+        _pressure_log.warning(
+            "shed %d item(s) (%s)",
+            n,
+            reason,
+            extra={
+                "event": "items_shed",
+                "component": "pressure",
+                "topic": topic,
+                "count": n,
+                "reason": reason,
+            },
+        )
 
 
 # -- processing --------------------------------------------------------------------------
@@ -712,8 +724,12 @@ def dead_letter_written(
         if error_type is not None:
             span.set_attribute("error.type", error_type)
     span.end()
-    if _store_log.isEnabledFor(logging.WARNING):
-        _store_log.warning(
+    # Shedding drops items by the hundred on purpose; its warning is one line per shed
+    # (items_shed), so each shed item's own line is only INFO.
+    level = logging.INFO if reason == "shed" else logging.WARNING
+    if _store_log.isEnabledFor(level):
+        _store_log.log(
+            level,
             "item %s dead-lettered (%s) after %d attempt(s)",
             item_id,
             reason,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 
 import msgspec
 import pytest
@@ -329,3 +330,19 @@ def test_process_span_links_from_a_cached_traceparent() -> None:
         assert [link.context.span_id for link in first.links] == [int("2" * 16, 16)]
         assert [link.context.span_id for link in second.links] == [int("2" * 16, 16)]
         assert dict(first.links[0].attributes or {}) == {"garrison.link": "enqueue"}
+
+
+def test_shedding_warns_once_per_shed_not_once_per_item(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        items_shed("t", 3, "queue_critical")
+        for n in range(3):
+            dead_letter_written(topic="t", item_id=f"i{n}", reason="shed", attempts=0)
+        dead_letter_written(topic="t", item_id="x", reason="timeout", attempts=3)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [
+        "shed 3 item(s) (queue_critical)",
+        "item x dead-lettered (timeout) after 3 attempt(s)",
+    ]
+    assert sum(r.levelno == logging.INFO for r in caplog.records) == 3
