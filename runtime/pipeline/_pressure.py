@@ -73,8 +73,8 @@ class PressureGauge:
         return self.policy.leave_depth(PressureLevel.CRITICAL, capacity)
 
     def note_shed(self, count: int, topic: str = "*") -> None:
-        """Count shed items in telemetry."""
-        telemetry.items_shed(topic, count, f"{self.channel}_{self.level.value}")
+        """Count shed items in telemetry, with one warning line for the lot."""
+        telemetry.items_shed(topic, count, f"{self.channel}_{self.level.value}", log=True)
 
     def note_rejected(self, topic: str) -> None:
         """Count a rejected submission in telemetry."""

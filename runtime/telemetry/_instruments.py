@@ -379,22 +379,27 @@ def item_rejected(topic: str, reason: str) -> None:
     _current.rejected.add(1, {"garrison.topic": topic, "garrison.reason": reason})
 
 
-def items_shed(topic: str, n: int, reason: str) -> None:
-    """Count ``n`` items of ``topic`` dropped by a shed action for ``reason``; log it once."""
+def items_shed(topic: str, n: int, reason: str, *, log: bool = False) -> None:
+    """Count ``n`` items of ``topic`` dropped by a shed action for ``reason``.
+
+    With ``log``, also one warning line for the lot (a shed of many items at once; a
+    mailbox shedding one at a time only counts).
+    """
     if n > 0:
         _current.shed.add(n, {"garrison.topic": topic, "garrison.reason": reason})
-        _pressure_log.warning(
-            "shed %d item(s) (%s)",
-            n,
-            reason,
-            extra={
-                "event": "items_shed",
-                "component": "pressure",
-                "topic": topic,
-                "count": n,
-                "reason": reason,
-            },
-        )
+        if log:
+            _pressure_log.warning(
+                "shed %d item(s) (%s)",
+                n,
+                reason,
+                extra={
+                    "event": "items_shed",
+                    "component": "pressure",
+                    "topic": topic,
+                    "count": n,
+                    "reason": reason,
+                },
+            )
 
 
 # -- processing --------------------------------------------------------------------------

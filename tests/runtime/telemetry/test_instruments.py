@@ -336,7 +336,8 @@ def test_shedding_warns_once_per_shed_not_once_per_item(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.INFO):
-        items_shed("t", 3, "queue_critical")
+        items_shed("t", 3, "queue_critical", log=True)
+        items_shed("t", 1, "mailbox_critical")  # one at a time: counted, not logged
         for n in range(3):
             dead_letter_written(topic="t", item_id=f"i{n}", reason="shed", attempts=0)
         dead_letter_written(topic="t", item_id="x", reason="timeout", attempts=3)
