@@ -381,15 +381,23 @@ class Pipeline:
     ) -> None:
         task_status.started()
         watch = HandlerWatch(self.config.handler_timeout_s, self._clock)
+        crash: Exception | None = None
         async with inbox, anyio.create_task_group() as tg:
             tg.start_soon(watch.run)
-            while True:
-                with watch.segment():
-                    if await self._work_segment(index, inbox, watch):
-                        break
-                # The watchdog ended the segment (a handler overran; that item has been
-                # failed with reason timeout): carry on in a new one.
+            try:
+                while True:
+                    with watch.segment():
+                        if await self._work_segment(index, inbox, watch):
+                            break
+                    # The watchdog ended the segment (a handler overran; that item has
+                    # been failed with reason timeout): carry on in a new one.
+            except Exception as exc:
+                # Raised after the task group, so the supervisor sees the handler's own
+                # exception (its type in restart records), not a group around it.
+                crash = exc
             tg.cancel_scope.cancel()
+        if crash is not None:
+            raise crash
 
     async def _work_segment(
         self, index: int, inbox: MemoryObjectReceiveStream[WorkItem], watch: HandlerWatch

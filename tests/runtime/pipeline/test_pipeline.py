@@ -115,6 +115,8 @@ async def test_per_key_order_holds_while_another_partition_crashes(
     pipeline = Pipeline(store, handler, config=config(let_it_crash=True))
     assert await run_until_settled(pipeline)
     assert pipeline.statistics().worker_restarts == 1
+    [restart] = pipeline.workers.restart_history()
+    assert restart.error_type == "RuntimeError"  # the handler's own error, not a group
     for key, seen in order.items():
         assert seen == sorted(seen), key
     assert (await store.metrics(600)).depth["succeeded"] == len(ids)
