@@ -423,6 +423,10 @@ class Pipeline:
             if item is None:
                 continue
             await self._process(index, item, watch)
+            if watch.tripped:
+                # This segment is cancelled: the next item must start in a fresh one, or
+                # its first await would be taken for its own timeout.
+                return False
             handled += 1
             if handled % 16 == 0:
                 # Items taken without waiting and a handler that never awaits would

@@ -97,7 +97,8 @@ async def test_a_failing_sink_fails_the_attempt_from_the_outbound_actor(
 async def test_a_timeout_fails_only_the_item_that_overran(
     store: SQLiteStore, autojump_clock: Clock
 ) -> None:
-    ids = await enqueue(store, 8, keys=1)  # one key: one worker handles them in order
+    # One key: one worker handles them in order, the next ones already in its inbox.
+    ids = await enqueue(store, 8, keys=1)
     slow = ids[2]
     seen: list[str] = []
     started: dict[str, float] = {}
@@ -110,6 +111,7 @@ async def test_a_timeout_fails_only_the_item_that_overran(
                 await trio.sleep_forever()
             finally:
                 failed_at.setdefault(item.id, trio.current_time())
+        await trio.sleep(0.01)  # the next item awaits too: it must not inherit the timeout
         seen.append(item.id)
 
     pipeline = Pipeline(store, handler, config=config(handler_timeout_s=2.0))
