@@ -82,6 +82,7 @@ async def test_outbound_actors_and_handler_timeouts(tmp_path: Path, anyio_backen
     async def handler(item: WorkItem, ctx: HandlerContext) -> bytes:
         if item.payload == b"5":
             await anyio.sleep_forever()  # the watchdog fails it with reason timeout
+        await anyio.sleep(0.001)  # the next items await too: none may inherit the timeout
         return item.payload
 
     config = StoreConfig(retry=RetryPolicy(max_attempts=1))
