@@ -26,8 +26,7 @@ __all__ = [
     "tune_interpreter",
 ]
 
-#: Measured in bench/pipeline_throughput.py: 0.5 ms takes the pipeline from about 75 % to
-#: about 90 % of the queue's own end-to-end throughput on 2 cores.
+#: bench/pipeline_throughput.py measures the pipeline at both intervals (bench/README.md).
 DEFAULT_SWITCH_INTERVAL_S: Final = 0.0005
 #: Environment variable the ``garrison`` commands read: seconds, or ``default`` to leave
 #: Python's own setting alone.
