@@ -153,7 +153,6 @@ class Pipeline:
                 "failed",
                 "dead_lettered",
                 "timeouts",
-                "effects_skipped",
                 "stale",
                 "submitted",
                 "rejected",
@@ -165,7 +164,7 @@ class Pipeline:
         self._accepted_since_sample = 0
         # Successful items wait here for a batched ack; bounded like everything in memory.
         self._acks_send, self._acks_receive = anyio.create_memory_object_stream[
-            tuple[WorkItem, list[str], float, float]
+            tuple[Handled, list[str]]
         ](self._capacity)
         self.queue_pressure = PressureGauge("queue", cfg.pressure, store)
         self.intake_pressure = PressureGauge("intake", cfg.intake_pressure, store)
@@ -247,11 +246,9 @@ class Pipeline:
     def statistics(self) -> PipelineStatistics:
         """Counters and levels, for progress views, metrics and tests."""
         workers = self.workers.statistics().supervisor
-        counts = dict(self._counts)
-        if self.outbound is not None:
-            counts["effects_skipped"] += self.outbound.effects_skipped
         return PipelineStatistics(
-            **counts,
+            **self._counts,
+            effects_skipped=0 if self.outbound is None else self.outbound.effects_skipped,
             in_flight=len(self._in_flight),
             max_in_flight=self._max_in_flight,
             capacity=self._capacity,
@@ -519,7 +516,7 @@ class Pipeline:
 
     async def _delivered(self, handled: Handled, effects: list[str]) -> None:
         """Hand a successful item to the settler (the outbound actors call this)."""
-        entry = (handled.item, effects, handled.queue_latency_s, handled.began)
+        entry = (handled, effects)
         try:
             # No reschedule per item while the settler keeps up; the worker yields anyway.
             self._acks_send.send_nowait(entry)
@@ -555,21 +552,23 @@ class Pipeline:
                     break
             try:
                 refused = await self.store.ack_many(
-                    [(item.id, item.lease_token or "") for item, _, _, _ in batch],
-                    effects={item.id: keys for item, keys, _, _ in batch if keys},
+                    [(h.item.id, h.item.lease_token or "") for h, _ in batch],
+                    effects={h.item.id: keys for h, keys in batch if keys},
                 )
             except BaseException:
                 # Not acknowledged: let go of them, their leases expire and they run again.
-                for item, _, _, _ in batch:
-                    self._in_flight.pop(item.id, None)
+                for h, _ in batch:
+                    self._in_flight.pop(h.item.id, None)
                 self._settled.set()
                 raise
             now = time.perf_counter()
-            for (item, _, latency, began), error in zip(batch, refused, strict=True):
+            for (h, _), error in zip(batch, refused, strict=True):
                 outcome = "succeeded" if error is None else "stale"
                 self._counts[outcome] += 1
-                telemetry.settled(item, outcome, duration_s=now - began, queue_latency_s=latency)
-                self._in_flight.pop(item.id, None)
+                telemetry.settled(
+                    h.item, outcome, duration_s=now - h.began, queue_latency_s=h.queue_latency_s
+                )
+                self._in_flight.pop(h.item.id, None)
             self._settled.set()
 
     async def _fail(self, item: WorkItem, token: str, exc: BaseException, *, timeout: bool) -> str:
