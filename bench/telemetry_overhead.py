@@ -2,8 +2,9 @@
 no-op exporter, and with the in-memory exporter, in one run.
 
 Usage: python bench/telemetry_overhead.py [--items 10000] [--rounds 3] [--batch 100]
+       [--workloads "queue e2e,worker e2e,pipeline e2e"] [--no-hot-path]
 
-Two workloads, each run in every mode, modes interleaved round by round (the machine is
+Three workloads, each run in every mode, modes interleaved round by round (the machine is
 shared, so the median of the rounds is reported):
 
 - ``queue e2e``: bench/queue_throughput.py's end to end (producers ``enqueue_many`` while
@@ -11,6 +12,9 @@ shared, so the median of the rounds is reported):
 - ``worker e2e``: items enqueued, then a ``runtime.worker.Worker`` (no-op handler,
   concurrency 16) drains them: a process span, counters and two histograms per item,
   plus the send spans.
+- ``pipeline e2e``: bench/pipeline_throughput.py's supervised ``Pipeline`` (4 partitions,
+  no-op handler) draining while 4 producers enqueue: per item as the worker, but acks are
+  batched, so the per-item share of telemetry is larger.
 
 Modes: ``off`` (no SDK: the OpenTelemetry API's no-ops), ``sdk+noop`` (SDK tracer with a
 BatchSpanProcessor into an exporter that drops, SDK meter with a reader that is never
@@ -39,6 +43,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from pipeline_throughput import pipeline_e2e
 from queue_throughput import PAYLOAD, consume, enqueue_all
 
 from runtime.store import NewItem, StoreConfig, WorkItem, open_store
@@ -83,18 +88,25 @@ async def worker_e2e(path: Path, n: int, batch: int) -> float:
         return n / (time.perf_counter() - t)
 
 
+WORKLOADS = ("queue e2e", "worker e2e", "pipeline e2e")
+
+
 def measure(mode: str, workload: str, n: int, batch: int) -> tuple[float, float]:
     """Items per second and process CPU µs per item of one run."""
     handle = MODES[mode]()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            fn = queue_e2e if workload == "queue e2e" else worker_e2e
+            db = Path(tmp) / "bench.db"
             cpu = time.process_time()
-            rate = trio.run(fn, Path(tmp) / "bench.db", n, batch)
+            if workload == "pipeline e2e":
+                rate = trio.run(pipeline_e2e, db, n)
+            else:
+                fn = queue_e2e if workload == "queue e2e" else worker_e2e
+                rate = trio.run(fn, db, n, batch)
             return rate, (time.process_time() - cpu) / n * 1e6
     finally:
         if handle is not None:
-            if handle.span_exporter is not None and workload == "worker e2e":
+            if handle.span_exporter is not None and workload != "queue e2e":
                 assert handle.span_exporter.get_finished_spans(), "the SDK recorded nothing"
             handle.shutdown()
 
@@ -176,19 +188,28 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated, of: {', '.join(WORKLOADS)}",
+    )
+    parser.add_argument("--no-hot-path", action="store_true", help="skip the hot-path timing")
     args = parser.parse_args()
+    workloads = [w.strip() for w in args.workloads.split(",")]
+    if unknown := set(workloads) - set(WORKLOADS):
+        parser.error(f"unknown workloads: {sorted(unknown)}")
     print(
         f"# {os.cpu_count()} cpu, Python {platform.python_version()}, {args.items} items of "
         f"{len(PAYLOAD)} bytes, batch {args.batch}, median of {args.rounds} interleaved rounds"
     )
-    for mode in MODES:
+    for mode in MODES if not args.no_hot_path else ():
         per_item, per_call = hot_path_us(mode)
         print(
-            f"hot path    {mode:<11} {per_item:6.1f} us per handled item"
+            f"hot path     {mode:<11} {per_item:6.1f} us per handled item"
             f"   {per_call:6.1f} us per 100-item enqueue call",
             flush=True,
         )
-    for workload in ("queue e2e", "worker e2e"):
+    for workload in workloads:
         results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
         for _ in range(args.rounds):
             for mode in MODES:
@@ -199,7 +220,7 @@ def main() -> None:
             rate = statistics.median(r for r, _ in values)
             cpu = statistics.median(c for _, c in values)
             print(
-                f"{workload:<11} {mode:<11} {rate:>9,.0f} items/s"
+                f"{workload:<12} {mode:<11} {rate:>9,.0f} items/s"
                 f"   {100 * (1 - rate / base):+6.1f} % cost vs off"
                 f"   cpu {cpu:5.0f} us/item {100 * (cpu / base_cpu - 1):+6.1f} %"
                 f"   (rounds: {', '.join(f'{r:,.0f}' for r, _ in values)})",

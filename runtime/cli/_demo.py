@@ -26,6 +26,7 @@ from runtime.cli._telemetry_cli import (
     OtelEndpointOption,
     OtelExporterOption,
     OtelProtocolOption,
+    OtelSampleRatioOption,
     options_from,
     with_telemetry,
 )
@@ -100,6 +101,7 @@ def demo(
     otel_exporter: OtelExporterOption = "none",
     otel_protocol: OtelProtocolOption = "grpc",
     otel_endpoint: OtelEndpointOption = None,
+    otel_sample_ratio: OtelSampleRatioOption = 1.0,
     log_format: LogFormatOption = "auto",
     log_file: LogFileOption = None,
 ) -> None:

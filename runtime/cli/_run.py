@@ -21,6 +21,7 @@ from runtime.cli._telemetry_cli import (
     OtelEndpointOption,
     OtelExporterOption,
     OtelProtocolOption,
+    OtelSampleRatioOption,
     options_from,
     with_telemetry,
 )
@@ -43,6 +44,7 @@ def run(
     otel_exporter: OtelExporterOption = "none",
     otel_protocol: OtelProtocolOption = "grpc",
     otel_endpoint: OtelEndpointOption = None,
+    otel_sample_ratio: OtelSampleRatioOption = 1.0,
     log_format: LogFormatOption = "auto",
     log_file: LogFileOption = None,
     log_max_bytes: LogMaxBytesOption = 10 * 1024 * 1024,

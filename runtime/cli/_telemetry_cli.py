@@ -33,6 +33,7 @@ __all__ = [
     "OtelEndpointOption",
     "OtelExporterOption",
     "OtelProtocolOption",
+    "OtelSampleRatioOption",
     "ProgressIntervalOption",
     "TelemetryOptions",
     "telemetry_session",
@@ -70,6 +71,16 @@ OtelEndpointOption = Annotated[
     typer.Option(
         "--otel-endpoint",
         help="OTLP collector address (default: the exporter's, or OTEL_EXPORTER_OTLP_ENDPOINT).",
+    ),
+]
+OtelSampleRatioOption = Annotated[
+    float,
+    typer.Option(
+        "--otel-sample-ratio",
+        help="Fraction of traces kept, 0 to 1. Dead-letter, pressure, restart and replay "
+        "spans are always kept.",
+        min=0.0,
+        max=1.0,
     ),
 ]
 LogFormatOption = Annotated[
@@ -111,6 +122,7 @@ class TelemetryOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     otel_exporter: str = "none"
     otel_protocol: str = "grpc"
     otel_endpoint: str | None = None
+    otel_sample_ratio: float = 1.0
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     log_format: str = "auto"
@@ -175,6 +187,7 @@ def _sdk(options: TelemetryOptions, exporter: str, protocol: str) -> Iterator[ob
                 exporter=exporter,  # type: ignore[arg-type]
                 otlp_protocol=protocol,  # type: ignore[arg-type]
                 otlp_endpoint=options.otel_endpoint,
+                sample_ratio=options.otel_sample_ratio,
                 metrics_port=options.metrics_port,
                 metrics_host=options.metrics_host,
             )

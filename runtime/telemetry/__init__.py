@@ -7,7 +7,8 @@ Commands and applications set the SDK up with :func:`configure_telemetry`; tests
 
 Required spans: ``garrison.dead_letter.write`` (:func:`dead_letter_written`),
 ``garrison.pressure.transition`` (:func:`pressure_transition`), ``garrison.replay``
-(:func:`replay_span`), ``garrison.supervisor.restart`` (``supervisors``).
+(:func:`replay_span`), ``garrison.supervisor.restart`` (``supervisors``). The SDK set up by
+:func:`configure_telemetry` keeps them whatever the sample ratio (:class:`KeepRequiredSampler`).
 """
 
 import importlib
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
         HealthStatus,
         check_health,
     )
+    from runtime.telemetry._sampling import REQUIRED_SPANS, KeepRequiredSampler
     from runtime.telemetry._setup import (
         Exporter,
         TelemetryConfig,
@@ -75,6 +77,8 @@ _LAZY = {
     "HealthReport": "runtime.telemetry._health",
     "HealthStatus": "runtime.telemetry._health",
     "check_health": "runtime.telemetry._health",
+    "KeepRequiredSampler": "runtime.telemetry._sampling",
+    "REQUIRED_SPANS": "runtime.telemetry._sampling",
     "Exporter": "runtime.telemetry._setup",
     "TelemetryConfig": "runtime.telemetry._setup",
     "TelemetryHandle": "runtime.telemetry._setup",
@@ -98,6 +102,7 @@ __all__ = [
     "PRESSURE_SPAN",
     "PROGRESS_PREFIX",
     "REPLAY_SPAN",
+    "REQUIRED_SPANS",
     "RESTART_SPAN",
     "CapturedTelemetry",
     "CheckResult",
@@ -107,6 +112,7 @@ __all__ = [
     "HealthStatus",
     "Instruments",
     "JsonFormatter",
+    "KeepRequiredSampler",
     "LogConfig",
     "Progress",
     "ProgressSnapshot",

@@ -16,11 +16,11 @@ import itertools
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import msgspec
 from opentelemetry import context as otel_context
@@ -30,6 +30,8 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
+
+from runtime.telemetry._histograms import HistogramSet, HistogramTable
 
 if TYPE_CHECKING:
     # Only for annotations: the store imports this module, so no import back at run time.
@@ -47,6 +49,7 @@ __all__ = [
     "dead_letter_written",
     "enqueue_span",
     "extract_context",
+    "histogram_set",
     "item_rejected",
     "items_enqueued",
     "items_shed",
@@ -86,18 +89,61 @@ for _logger in (_store_log, _pressure_log, _replay_log):
 _PROPAGATOR: Final = TraceContextTextMapPropagator()
 
 
+class _Recorder(Protocol):
+    def record(
+        self, value: float, key: Hashable, attributes: Mapping[str, AttributeValue]
+    ) -> None: ...
+
+
+class _SdkRecorder:
+    __slots__ = ("_histogram",)
+
+    def __init__(self, histogram: metrics.Histogram) -> None:
+        self._histogram = histogram
+
+    def record(self, value: float, key: Hashable, attributes: Mapping[str, AttributeValue]) -> None:
+        self._histogram.record(value, attributes)
+
+
+def histogram_set() -> HistogramSet:
+    """Fresh tables for Garrison's per-item histograms (queue latency, handler duration),
+    for readers made with it and the :class:`Instruments` that records into it."""
+    return HistogramSet(
+        SCOPE,
+        [
+            HistogramTable(
+                "garrison.queue.latency",
+                "s",
+                "Time from an item becoming available to its lease.",
+                max_series=MAX_GAUGE_SERIES,
+            ),
+            HistogramTable(
+                "garrison.process.duration",
+                "s",
+                "Handler run time of one attempt, by topic and outcome.",
+                max_series=MAX_GAUGE_SERIES,
+            ),
+        ],
+    )
+
+
 class Instruments:
     """One tracer plus every Garrison instrument, bound to a pair of providers.
 
     Args:
         tracer_provider: where spans go; the global provider when None.
         meter_provider: where measurements go; the global provider when None.
+        histograms: a :func:`histogram_set` whose tables take the per-item histograms,
+            for meter providers whose readers report it (as ``configure_telemetry``
+            builds them); None records them through ``meter_provider``'s histograms.
     """
 
     def __init__(
         self,
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
+        *,
+        histograms: HistogramSet | None = None,
     ) -> None:
         self.tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
         meter = metrics.get_meter(SCOPE, meter_provider=meter_provider)
@@ -143,16 +189,24 @@ class Instruments:
             unit="{item}",
             description="Items refused at intake (pressure, validation), by topic and reason.",
         )
-        self.queue_latency = meter.create_histogram(
-            "garrison.queue.latency",
-            unit="s",
-            description="Time from an item becoming available to its lease.",
-        )
-        self.process_duration = meter.create_histogram(
-            "garrison.process.duration",
-            unit="s",
-            description="Handler run time of one attempt, by topic and outcome.",
-        )
+        # Per item; aggregated here when Garrison's own readers collect them (see
+        # ``histogram_set``), SDK histograms otherwise.
+        self.queue_latency: _Recorder
+        self.process_duration: _Recorder
+        if histograms is not None:
+            self.queue_latency, self.process_duration = histograms.tables
+        else:
+            self.queue_latency, self.process_duration = (
+                _SdkRecorder(
+                    meter.create_histogram(
+                        table.name,
+                        unit=table.unit,
+                        description=table.description,
+                        explicit_bucket_boundaries_advisory=table.bounds,
+                    )
+                )
+                for table in histogram_set().tables
+            )
         self.lease_contention = meter.create_counter(
             "garrison.lease.contention",
             unit="{wait}",
@@ -588,14 +642,14 @@ def settled(
         attributes = {"garrison.topic": topic, "garrison.outcome": outcome}
         if len(_outcome_attributes) < MAX_GAUGE_SERIES:
             _outcome_attributes[key] = attributes
-    inst.process_duration.record(duration_s, attributes)
+    inst.process_duration.record(duration_s, key, attributes)
     if queue_latency_s is not None:
         attributes = _topic_attributes.get(topic)
         if attributes is None:
             attributes = {"garrison.topic": topic}
             if len(_topic_attributes) < MAX_GAUGE_SERIES:
                 _topic_attributes[topic] = attributes
-        inst.queue_latency.record(max(queue_latency_s, 0.0), attributes)
+        inst.queue_latency.record(max(queue_latency_s, 0.0), topic, attributes)
     span = trace.get_current_span()
     pending = _processing.get()
     if pending is not None and pending._span is span and pending._attributes is not None:

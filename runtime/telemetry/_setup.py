@@ -20,7 +20,6 @@ from opentelemetry.sdk.metrics.export import (
     InMemoryMetricReader,
     MetricExporter,
     MetricReader,
-    PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -32,16 +31,17 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    ALWAYS_ON,
-    ParentBased,
-    Sampler,
-    TraceIdRatioBased,
-)
+from opentelemetry.sdk.trace.sampling import Sampler
 
 from runtime._errors import ValidationFailed
-from runtime.telemetry._instruments import Instruments, current_instruments, install_instruments
+from runtime.telemetry._instruments import (
+    Instruments,
+    current_instruments,
+    histogram_set,
+    install_instruments,
+)
+from runtime.telemetry._readers import MemoryReader, PeriodicReader, prometheus_reader
+from runtime.telemetry._sampling import KeepRequiredSampler
 
 __all__ = ["Exporter", "TelemetryConfig", "TelemetryHandle", "configure_telemetry"]
 
@@ -64,7 +64,11 @@ class TelemetryConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         metrics_port: serve Prometheus metrics on this port (0 picks a free one).
         metrics_host: the address the Prometheus endpoint listens on.
         service_name: the ``service.name`` resource attribute.
-        sample_ratio: the fraction of root traces kept (parent-based), in [0, 1].
+        sample_ratio: the fraction of root traces kept (parent-based), in [0, 1]. The
+            required spans (``garrison.dead_letter.write``, ``garrison.pressure.transition``,
+            ``garrison.supervisor.restart``, ``garrison.replay``, and
+            ``garrison.supervisor.escalation``) are always kept, even
+            inside a trace that was not (see :class:`~runtime.telemetry.KeepRequiredSampler`).
         metric_interval_s: how often pushed metrics (console, otlp) are exported.
         set_global: also install the providers as the OpenTelemetry globals (only the
             first configuration of a process can; Garrison's own helpers use this one
@@ -212,17 +216,19 @@ def configure_telemetry(config: TelemetryConfig | None = None) -> TelemetryHandl
     span_exporter: InMemorySpanExporter | None = None
     memory_reader: InMemoryMetricReader | None = None
     readers: list[MetricReader] = []
+    # Garrison's readers report the per-item histograms it aggregates itself.
+    histograms = histogram_set()
     kind = config.exporter
     if kind != "none":
         tracer_provider = TracerProvider(resource=resource, sampler=_sampler(config.sample_ratio))
         if kind == "memory":
             span_exporter = InMemorySpanExporter()
             tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-            memory_reader = InMemoryMetricReader()
+            memory_reader = MemoryReader(histograms)
             readers.append(memory_reader)
         elif kind == "noop":
             tracer_provider.add_span_processor(BatchSpanProcessor(_DropSpans()))
-            memory_reader = InMemoryMetricReader()
+            memory_reader = MemoryReader(histograms)
             readers.append(memory_reader)
         else:
             interval_ms = config.metric_interval_s * 1000
@@ -232,13 +238,9 @@ def configure_telemetry(config: TelemetryConfig | None = None) -> TelemetryHandl
             else:
                 spans, pushed = _otlp_exporters(config)
             tracer_provider.add_span_processor(BatchSpanProcessor(spans))
-            readers.append(
-                PeriodicExportingMetricReader(pushed, export_interval_millis=interval_ms)
-            )
+            readers.append(PeriodicReader(pushed, histograms, export_interval_millis=interval_ms))
     if config.metrics_port is not None:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-
-        readers.append(PrometheusMetricReader())
+        readers.append(prometheus_reader(histograms))
     meter_provider = (
         MeterProvider(
             resource=resource,
@@ -269,18 +271,14 @@ def configure_telemetry(config: TelemetryConfig | None = None) -> TelemetryHandl
         handle.metrics_port = int(server.server_port)
     if config.set_global:
         _set_globals(tracer_provider, meter_provider)
-    install_instruments(Instruments(tracer_provider, meter_provider))
+    install_instruments(Instruments(tracer_provider, meter_provider, histograms=histograms))
     return handle
 
 
 def _sampler(ratio: float) -> Sampler:
-    # Parent-based: a trace is kept or dropped as a whole. The ratio sampler's decision
-    # costs a little on every root span, so the two ends use the constant samplers.
-    if ratio >= 1.0:
-        return ParentBased(ALWAYS_ON)
-    if ratio <= 0.0:
-        return ParentBased(ALWAYS_OFF)
-    return ParentBased(TraceIdRatioBased(ratio))
+    # Parent-based (a trace is kept or dropped as a whole), except that the required
+    # spans are kept even inside a dropped trace.
+    return KeepRequiredSampler(ratio)
 
 
 def _set_globals(

@@ -12,7 +12,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util.types import AttributeValue
 
-from runtime.telemetry._instruments import Instruments, use_instruments
+from runtime.telemetry._instruments import Instruments, histogram_set, use_instruments
+from runtime.telemetry._readers import MemoryReader
 
 __all__ = ["CapturedTelemetry", "capture_telemetry"]
 
@@ -26,13 +27,16 @@ class CapturedTelemetry:
 
     def __init__(self) -> None:
         self.span_exporter = InMemorySpanExporter()
-        self.metric_reader = InMemoryMetricReader()
+        histograms = histogram_set()
+        self.metric_reader: InMemoryMetricReader = MemoryReader(histograms)
         self.tracer_provider = TracerProvider()
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.span_exporter))
         self.meter_provider = MeterProvider(
             metric_readers=[self.metric_reader], exemplar_filter=AlwaysOffExemplarFilter()
         )
-        self.instruments = Instruments(self.tracer_provider, self.meter_provider)
+        self.instruments = Instruments(
+            self.tracer_provider, self.meter_provider, histograms=histograms
+        )
 
     def spans(self, name: str | None = None) -> list[ReadableSpan]:
         """Finished spans, oldest first, optionally only those called ``name``."""
