@@ -394,8 +394,10 @@ def enqueue_span(items: Sequence[NewItem]) -> Iterator[list[NewItem]]:
     """A ``send`` span (kind PRODUCER) around an enqueue; yields the items to write.
 
     Items without a ``trace_context`` get the span's W3C context injected, so the process
-    span of each can link back to it, in any process and after any restart. When nothing
-    records, the items are yielded unchanged.
+    span of each can link back to it, in any process and after any restart. A span that
+    was sampled out is injected too (its ``traceparent`` says so): the items' process spans
+    follow that decision rather than sample again. With no SDK (an invalid span), the
+    items are yielded unchanged.
     """
     inst = _current
     topics = {item.topic for item in items}
@@ -404,7 +406,7 @@ def enqueue_span(items: Sequence[NewItem]) -> Iterator[list[NewItem]]:
         name, kind=SpanKind.PRODUCER, record_exception=True
     ) as span:
         if not span.is_recording():
-            yield list(items)
+            yield _with_context(items, span) if span.get_span_context().is_valid else list(items)
             return
         span.set_attribute("messaging.system", MESSAGING_SYSTEM)
         span.set_attribute("messaging.operation.type", "send")
@@ -413,13 +415,17 @@ def enqueue_span(items: Sequence[NewItem]) -> Iterator[list[NewItem]]:
             span.set_attribute("messaging.destination.name", name[5:])
         if len(items) > 1:
             span.set_attribute("messaging.batch.message_count", len(items))
-        carrier = _carrier(span)
-        yield [
-            item
-            if item.trace_context is not None
-            else msgspec.structs.replace(item, trace_context=carrier)
-            for item in items
-        ]
+        yield _with_context(items, span)
+
+
+def _with_context(items: Sequence[NewItem], span: Span) -> list[NewItem]:
+    carrier = _carrier(span)
+    return [
+        item
+        if item.trace_context is not None
+        else msgspec.structs.replace(item, trace_context=carrier)
+        for item in items
+    ]
 
 
 def items_enqueued(topic: str, n: int = 1) -> None:
@@ -485,19 +491,22 @@ class process_span:
 
     def __enter__(self) -> Span:
         item = self._item
-        span = _current.tracer.start_span(_process_name(item.topic), kind=SpanKind.CONSUMER)
+        carrier = item.trace_context
+        links: tuple[Link, ...] = ()
+        if carrier:
+            # Given at the start, so that a sampler can follow the enqueue's decision
+            # (Garrison's does); only a recording span keeps them.
+            enqueued = _parse_traceparent(carrier.get("traceparent"))
+            replay = _parse_traceparent(carrier.get(DEAD_LETTER_CONTEXT_KEY))
+            if replay is not None:
+                links = (Link(replay, _REPLAY_LINK),)
+            if enqueued is not None:
+                links = (Link(enqueued, _ENQUEUE_LINK), *links)
+        span = _current.tracer.start_span(
+            _process_name(item.topic), kind=SpanKind.CONSUMER, links=links
+        )
         self._span = span
         if span.is_recording():
-            carrier = item.trace_context
-            if carrier:
-                enqueued = _parse_traceparent(carrier.get("traceparent"))
-                if enqueued is not None:
-                    span.add_link(enqueued, _ENQUEUE_LINK)
-                replayed = carrier.get(DEAD_LETTER_CONTEXT_KEY)
-                if replayed is not None:
-                    replay = _parse_traceparent(replayed)
-                    if replay is not None:
-                        span.add_link(replay, _REPLAY_LINK)
             self._attributes = {}
             self._pending = _processing.set(self)
         self._token = _attach(span)

@@ -1,10 +1,14 @@
-"""Trace sampling that keeps a fraction of traces but never the required spans' share.
+"""Trace sampling that keeps a fraction of traces, whole across the queue, and never
+loses the required spans.
 
 Parent-based ratio sampling keeps or drops a trace as a whole, so a dead letter written
 inside an item's unsampled ``process`` span would vanish with it. The spans operators rely
 on (dead-letter writes, pressure transitions, supervisor restarts and escalations,
-replays) are rare and
-are exactly the ones that must not be lost, so they are always kept.
+replays) are rare and are exactly the ones that must not be lost, so they are always kept.
+
+An item's ``process`` span is the root of its own trace, linked to the span that enqueued
+the item; deciding it by the ratio again would keep only ratio² of the enqueue-to-process
+journeys. It follows the decision carried by its links instead, made once at enqueue.
 """
 
 from __future__ import annotations
@@ -14,14 +18,12 @@ from typing import Final
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    ALWAYS_ON,
-    ParentBased,
+    Decision,
     Sampler,
     SamplingResult,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
@@ -43,18 +45,28 @@ REQUIRED_SPANS: Final = frozenset(
 )
 
 
+_DROP_ROOT: Final = SamplingResult(Decision.DROP)
+
+
 class KeepRequiredSampler(Sampler):
-    """Keep ``ratio`` of root traces (parent-based), and every required span regardless.
+    """Keep ``ratio`` of traces, every required span, and consumers of kept producers.
 
-    A span named in ``required`` is recorded and sampled even under an unsampled parent
-    (the parent's trace state is kept, and so is the trace id: in a backend it shows as a
-    child of a span that was never exported). Its own descendants then follow the
-    parent-based rule, so they are kept with it. Every other span is decided by
-    ``ParentBased`` over the ratio sampler: a child follows its parent, a root is kept
-    with probability ``ratio``.
+    The decision for a span, in order:
 
-    This runs for every span started, so the extra cost over plain parent-based sampling
-    is one set membership test.
+    - a span named in ``required`` is recorded and sampled, even under an unsampled parent
+      (the parent's trace state is kept, and so is the trace id: in a backend it shows as
+      a child of a span that was never exported);
+    - a child follows its parent (local or remote), as ``ParentBased`` does; so the
+      descendants of a kept required span are kept with it;
+    - a root span with links (an item's ``process`` span links to its enqueue and, for a
+      replayed item, to its replay) is kept if a linked span was sampled and dropped if
+      the linked spans were all sampled out: the enqueue decided for the whole journey,
+      and a replayed item is always traced (its replay span is required);
+    - any other root is kept with probability ``ratio`` (``TraceIdRatioBased``'s rule on
+      the trace id).
+
+    Without links this decides exactly as ``ParentBased(TraceIdRatioBased(ratio))``, in
+    one function instead of three: it runs for every span of every item.
 
     Args:
         ratio: the fraction of root traces kept, in [0, 1].
@@ -64,27 +76,18 @@ class KeepRequiredSampler(Sampler):
         ValidationFailed: ``ratio`` outside [0, 1].
     """
 
-    __slots__ = ("_delegate", "_description", "ratio", "required")
+    __slots__ = ("_bound", "_description", "ratio", "required")
 
     def __init__(self, ratio: float = 1.0, required: Iterable[str] = REQUIRED_SPANS) -> None:
         if not 0.0 <= ratio <= 1.0:
             raise ValidationFailed("sample ratio must be within [0, 1]", field="ratio")
         self.ratio = ratio
         self.required = frozenset(required)
-        # The ratio sampler does arithmetic on every root span's trace id; at the two
-        # ends the decision is a constant, which the static samplers give for nothing.
-        root: Sampler
-        if ratio >= 1.0:
-            root = ALWAYS_ON
-        elif ratio <= 0.0:
-            root = ALWAYS_OFF
-        else:
-            root = TraceIdRatioBased(ratio)
-        self._delegate = ParentBased(root)
-        # ParentBased's own description lists its four default child samplers too.
+        self._bound = TraceIdRatioBased.get_bound_for_rate(ratio)
         self._description = (
             f"KeepRequiredSampler{{required:[{','.join(sorted(self.required))}],"
-            f"otherwise:ParentBased{{root:{root.get_description()}}}}}"
+            f"links:sampled if a linked span is,"
+            f"otherwise:ParentBased{{root:TraceIdRatioBased{{{ratio}}}}}}}"
         )
 
     def should_sample(
@@ -97,14 +100,28 @@ class KeepRequiredSampler(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
-        """Sample a required span; leave any other to the parent-based ratio sampler."""
-        # ALWAYS_ON keeps the span's attributes and the parent's trace state, which is
-        # what a required span needs, without ParentBased's look at the parent.
-        sampler = ALWAYS_ON if name in self.required else self._delegate
-        return sampler.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
+        """Decide for one span, as the class documentation says."""
+        parent = get_current_span(parent_context).get_span_context()
+        if parent.is_valid:
+            if parent.trace_flags.sampled or name in self.required:
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state)
+            return SamplingResult(Decision.DROP, None, parent.trace_state)
+        if name in self.required:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+        if links:
+            decided = False
+            for link in links:
+                linked = link.context
+                if linked.is_valid:
+                    if linked.trace_flags.sampled:
+                        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+                    decided = True
+            if decided:
+                return _DROP_ROOT
+        if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._bound:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+        return _DROP_ROOT
 
     def get_description(self) -> str:
-        """Name the rule and the delegate, as the SDK's samplers do."""
+        """Name the rules, as the SDK's samplers do."""
         return self._description

@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.sampling import Decision
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
 from policies import PressureLevel, PressurePolicy, RestartPolicy
 from runtime._errors import ValidationFailed
@@ -125,11 +128,14 @@ async def test_a_dead_letter_and_its_replay_are_kept_at_ratio_0(
             replay = one(handle, REPLAY_SPAN)
             assert dict(replay.attributes or {})["garrison.replay.new_item_id"] == new_id
 
-            # The replayed item's process span is a root of its own (linked to the replay):
-            # sampled out like any other.
+            # The replayed item's process span is a root of its own, linked to the replay,
+            # and follows that link: a replayed item is always traced.
             clear(handle)
             await drain(store, lambda item: None)
-            assert names(handle) == []
+            process = one(handle, "process t")
+            assert process.context.trace_flags.sampled
+            linked = {link.context.span_id: dict(link.attributes or {}) for link in process.links}
+            assert linked[replay.context.span_id] == {"garrison.link": "replay"}
 
 
 def test_spans_under_a_kept_required_span_are_kept() -> None:
@@ -268,13 +274,85 @@ def test_root_spans_follow_the_ratio() -> None:
             assert required is Decision.RECORD_AND_SAMPLE
 
 
+@given(
+    ratio=st.floats(min_value=0.0, max_value=1.0),
+    trace_id=st.integers(min_value=1, max_value=2**128 - 1),
+    parent_state=st.sampled_from(["none", "sampled", "unsampled"]),
+    remote=st.booleans(),
+    name=st.sampled_from(["send t", "process t", "app"]),
+)
+def test_without_links_it_decides_as_parent_based_ratio_sampling(
+    ratio: float, trace_id: int, parent_state: str, remote: bool, name: str
+) -> None:
+    context = (
+        None if parent_state == "none" else parent(sampled=parent_state == "sampled", remote=remote)
+    )
+    ours = KeepRequiredSampler(ratio).should_sample(context, trace_id, name, attributes={"a": 1})
+    sdk_sampler = ParentBased(TraceIdRatioBased(ratio))
+    theirs = sdk_sampler.should_sample(context, trace_id, name, attributes={"a": 1})
+    assert ours.decision is theirs.decision
+    assert ours.trace_state == theirs.trace_state
+    assert dict(ours.attributes) == dict(theirs.attributes)
+
+
+def link(*, sampled: bool) -> Link:
+    flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+    return Link(SpanContext(TRACE_ID, 0x00F067AA0BA902B7, True, flags))
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0])
+def test_a_root_with_links_follows_them(ratio: float) -> None:
+    sampler = KeepRequiredSampler(ratio)
+
+    def decide(*links: Link) -> Decision:
+        return sampler.should_sample(None, 2**64 - 1, "process t", links=links).decision
+
+    assert decide(link(sampled=True)) is Decision.RECORD_AND_SAMPLE
+    assert decide(link(sampled=False)) is Decision.DROP
+    # The enqueue was sampled out but the replay (always kept) was not.
+    assert decide(link(sampled=False), link(sampled=True)) is Decision.RECORD_AND_SAMPLE
+    # Links to nothing valid decide nothing: the ratio does.
+    invalid = Link(trace.INVALID_SPAN_CONTEXT)
+    expected = Decision.RECORD_AND_SAMPLE if ratio == 1.0 else Decision.DROP
+    assert decide(invalid) is expected
+    # A parent outranks links.
+    result = sampler.should_sample(
+        parent(sampled=False), 1, "process t", links=[link(sampled=True)]
+    )
+    assert result.decision is Decision.DROP
+
+
+@pytest.mark.parametrize(("enqueue_sampled", "ratio"), [(True, 0.0), (False, 1.0)])
+async def test_the_enqueue_decides_for_the_whole_journey(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, enqueue_sampled: bool, ratio: float
+) -> None:
+    # Whatever the ratio, items enqueued in a kept trace are processed in kept spans and
+    # items enqueued in a dropped one are not: journeys stay whole across the queue.
+    with sdk(ratio) as handle:
+        async with opened(tmp_path / "q.db") as store:
+            token = otel_context.attach(parent(sampled=enqueue_sampled, remote=True))
+            try:
+                await store.enqueue_many([NewItem(topic="t", payload=b"x") for _ in range(3)])
+            finally:
+                otel_context.detach(token)
+            await drain(store, lambda item: None)
+        processed = [s for s in finished(handle) if s.name == "process t"]
+        if not enqueue_sampled:
+            assert finished(handle) == []
+            return
+        [send] = [s for s in finished(handle) if s.name == "send t"]
+        assert len(processed) == 3
+        for span in processed:
+            [enqueue_link] = span.links
+            assert enqueue_link.context.span_id == send.context.span_id
+
+
 def test_description_names_the_rule_and_the_delegate() -> None:
     described = KeepRequiredSampler(0.5).get_description()
     assert described.startswith("KeepRequiredSampler{required:[")
     assert all(name in described for name in REQUIRED_SPANS)
+    assert "links:sampled if a linked span is" in described
     assert "ParentBased{root:TraceIdRatioBased{0.5}" in described
-    assert "root:AlwaysOffSampler" in KeepRequiredSampler(0.0).get_description()
-    assert "root:AlwaysOnSampler" in KeepRequiredSampler(1.0).get_description()
     custom = KeepRequiredSampler(0.0, required=["mine"]).get_description()
     assert "required:[mine]" in custom
 

@@ -115,8 +115,6 @@ print("ok")
 
 
 def test_sample_ratio_picks_the_sampler() -> None:
-    assert "AlwaysOnSampler" in _setup._sampler(1.0).get_description()
-    assert "AlwaysOffSampler" in _setup._sampler(0.0).get_description()
     assert "TraceIdRatioBased{0.25}" in _setup._sampler(0.25).get_description()
     config = TelemetryConfig(exporter="memory", set_global=False, sample_ratio=0.0)
     with configure_telemetry(config) as handle:
