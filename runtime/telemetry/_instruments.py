@@ -136,6 +136,9 @@ class Instruments:
         histograms: a :func:`histogram_set` whose tables take the per-item histograms,
             for meter providers whose readers report it (as ``configure_telemetry``
             builds them); None records them through ``meter_provider``'s histograms.
+        sampler_follows_links: the tracer provider's sampler drops a root span whose
+            links were all sampled out (Garrison's ``KeepRequiredSampler`` does), so a
+            process span of an item whose enqueue was sampled out can skip the SDK.
     """
 
     def __init__(
@@ -144,8 +147,10 @@ class Instruments:
         meter_provider: metrics.MeterProvider | None = None,
         *,
         histograms: HistogramSet | None = None,
+        sampler_follows_links: bool = False,
     ) -> None:
         self.tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
+        self.sampler_follows_links = sampler_follows_links
         meter = metrics.get_meter(SCOPE, meter_provider=meter_provider)
         self._lock = threading.Lock()
         self._depths: dict[tuple[str, str], int] = {}
@@ -498,6 +503,14 @@ class process_span:
             # (Garrison's does); only a recording span keeps them.
             enqueued = _parse_traceparent(carrier.get("traceparent"))
             replay = _parse_traceparent(carrier.get(DEAD_LETTER_CONTEXT_KEY))
+            if (
+                enqueued is not None
+                and not enqueued.trace_flags.sampled
+                and (replay is None or not replay.trace_flags.sampled)
+                and _current.sampler_follows_links
+                and not trace.get_current_span().get_span_context().is_valid
+            ):
+                return self._dropped(enqueued)
             if replay is not None:
                 links = (Link(replay, _REPLAY_LINK),)
             if enqueued is not None:
@@ -510,6 +523,16 @@ class process_span:
             self._attributes = {}
             self._pending = _processing.set(self)
         self._token = _attach(span)
+        return span
+
+    def _dropped(self, enqueued: trace.SpanContext) -> Span:
+        # The sampler would drop this span (its enqueue was sampled out): skip the SDK
+        # building a span only to say so, most of the cost of an unsampled item. The
+        # enqueue's context is current instead: the handler's spans are dropped with it,
+        # required spans are kept in the enqueue's trace, and log lines carry its ids.
+        span = trace.NonRecordingSpan(enqueued)
+        self._span = span
+        self._token = otel_context.attach(trace.set_span_in_context(span))
         return span
 
     def __exit__(

@@ -271,7 +271,14 @@ def configure_telemetry(config: TelemetryConfig | None = None) -> TelemetryHandl
         handle.metrics_port = int(server.server_port)
     if config.set_global:
         _set_globals(tracer_provider, meter_provider)
-    install_instruments(Instruments(tracer_provider, meter_provider, histograms=histograms))
+    install_instruments(
+        Instruments(
+            tracer_provider,
+            meter_provider,
+            histograms=histograms,
+            sampler_follows_links=tracer_provider is not None,
+        )
+    )
     return handle
 
 

@@ -32,7 +32,9 @@ from runtime.telemetry import (
     TelemetryConfig,
     TelemetryHandle,
     _setup,
+    capture_telemetry,
     configure_telemetry,
+    process_span,
     replay_span,
     reset_logging,
 )
@@ -40,6 +42,7 @@ from runtime.worker import TerminalError, Worker, WorkerConfig
 from supervisors import ChildSpec, Supervisor, SupervisorEscalation
 from supervisors._telemetry import RESTART_SPAN as SUPERVISOR_RESTART_SPAN
 from tests.runtime.cli.conftest import Garrison
+from tests.runtime.telemetry.test_instruments import leased
 
 BASE = 1_800_000_000.0
 TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
@@ -116,7 +119,9 @@ async def test_a_dead_letter_and_its_replay_are_kept_at_ratio_0(
             assert names(handle) == [DEAD_LETTER_SPAN]
             dead = one(handle, DEAD_LETTER_SPAN)
             assert dead.context.trace_flags.sampled
-            assert dead.parent is not None and not dead.parent.is_remote
+            # Its parent is the item's send span (sampled out too), whose context stood in
+            # for the process span the sampler would have dropped.
+            assert dead.parent is not None and dead.parent.is_remote
             attributes = dict(dead.attributes or {})
             assert attributes["garrison.dead_letter.reason"] == "terminal_error"
             assert attributes["error.type"] == "TerminalError"
@@ -345,6 +350,35 @@ async def test_the_enqueue_decides_for_the_whole_journey(
         for span in processed:
             [enqueue_link] = span.links
             assert enqueue_link.context.span_id == send.context.span_id
+
+
+async def test_a_dead_letter_of_a_dropped_journey_is_kept_in_the_enqueue_trace(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The process span is skipped without asking the SDK; the enqueue's context stands in.
+    with sdk(1.0) as handle:
+        async with opened(tmp_path / "q.db") as store:
+            token = otel_context.attach(parent(sampled=False, remote=True))
+            try:
+                await store.enqueue(NewItem(topic="t", payload=b"x"))
+            finally:
+                otel_context.detach(token)
+            await drain(store, terminal)
+        assert names(handle) == [DEAD_LETTER_SPAN]
+        dead = one(handle, DEAD_LETTER_SPAN)
+        assert dead.context.trace_id == TRACE_ID
+        assert dead.parent is not None and dead.parent.is_remote
+
+
+def test_with_another_sampler_the_sdk_decides(tmp_path: Path) -> None:
+    # capture_telemetry's provider samples every root (ParentBased(ALWAYS_ON)) and ignores
+    # links: an item from a sampled-out enqueue still gets a recorded process span.
+    unsampled = {"traceparent": f"00-{TRACE_ID:032x}-00f067aa0ba902b7-00"}
+    with capture_telemetry() as cap:
+        with process_span(leased("t", trace_context=unsampled)):
+            pass
+        [span] = cap.spans("process t")
+        assert span.links[0].context.trace_id == TRACE_ID
 
 
 def test_description_names_the_rule_and_the_delegate() -> None:
