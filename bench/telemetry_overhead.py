@@ -3,6 +3,7 @@ no-op exporter, and with the in-memory exporter, in one run.
 
 Usage: python bench/telemetry_overhead.py [--items 10000] [--rounds 3] [--batch 100]
        [--workloads "queue e2e,worker e2e,pipeline e2e"] [--no-hot-path]
+       [--modes off,sdk+noop,sdk+memory,noop@10%]
 
 Three workloads, each run in every mode, modes interleaved round by round (the machine is
 shared, so the median of the rounds is reported):
@@ -19,8 +20,9 @@ shared, so the median of the rounds is reported):
 Modes: ``off`` (no SDK: the OpenTelemetry API's no-ops), ``sdk+noop`` (SDK tracer with a
 BatchSpanProcessor into an exporter that drops, SDK meter with a reader that is never
 collected), ``sdk+memory`` (SimpleSpanProcessor into an InMemorySpanExporter, and an
-InMemoryMetricReader), ``noop@10%`` (as ``sdk+noop``, 10 % of traces sampled: the
-others carry no context through the queue and record no span; metrics unchanged).
+InMemoryMetricReader), ``noop@10%`` (as ``sdk+noop``, 10 % of traces sampled, decided at
+enqueue: the items' process spans follow it; metrics unchanged), and, only when asked for
+with ``--modes``, ``noop@0%`` (metrics and the required spans only).
 
 Besides throughput, each end-to-end line gives the process CPU time per item (all threads):
 on a shared machine it moves much less than the wall clock when other jobs run.
@@ -29,6 +31,7 @@ on a shared machine it moves much less than the wall clock when other jobs run.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import statistics
@@ -58,7 +61,11 @@ MODES: dict[str, Callable[[], TelemetryHandle | None]] = {
     "noop@10%": lambda: configure_telemetry(
         TelemetryConfig(exporter="noop", set_global=False, sample_ratio=0.1)
     ),
+    "noop@0%": lambda: configure_telemetry(
+        TelemetryConfig(exporter="noop", set_global=False, sample_ratio=0.0)
+    ),
 }
+DEFAULT_MODES = ("off", "sdk+noop", "sdk+memory", "noop@10%")
 
 
 async def queue_e2e(path: Path, n: int, batch: int, consumers: int = 4) -> float:
@@ -164,8 +171,8 @@ def hot_path_us(mode: str, n: int = 20_000, repeats: int = 3) -> tuple[float, fl
         return found
 
     def handle_items(count: int) -> None:
-        for n in range(count):
-            leased = items[n % len(items)]
+        for _ in range(count):
+            leased = next(feed)
             with process_span(leased, owner="w"):
                 with settle_span("ack", item_id=leased.id):
                     pass
@@ -190,7 +197,7 @@ def hot_path_us(mode: str, n: int = 20_000, repeats: int = 3) -> tuple[float, fl
     for _ in range(repeats):
         handle = MODES[mode]()
         try:
-            items = enqueued_items()
+            feed = itertools.cycle(enqueued_items())
             per_item = min(per_item, timed(handle_items, n, handle))
             per_call = min(per_call, timed(enqueue_calls, n // 10, handle))
         finally:
@@ -210,7 +217,13 @@ def main() -> None:
         help=f"comma-separated, of: {', '.join(WORKLOADS)}",
     )
     parser.add_argument("--no-hot-path", action="store_true", help="skip the hot-path timing")
+    parser.add_argument(
+        "--modes", default=",".join(DEFAULT_MODES), help=f"comma-separated, of: {', '.join(MODES)}"
+    )
     args = parser.parse_args()
+    modes = [m.strip() for m in args.modes.split(",")]
+    if "off" not in modes or set(modes) - set(MODES):
+        parser.error(f"modes must include off and be among: {', '.join(MODES)}")
     workloads = [w.strip() for w in args.workloads.split(",")]
     if unknown := set(workloads) - set(WORKLOADS):
         parser.error(f"unknown workloads: {sorted(unknown)}")
@@ -218,7 +231,7 @@ def main() -> None:
         f"# {os.cpu_count()} cpu, Python {platform.python_version()}, {args.items} items of "
         f"{len(PAYLOAD)} bytes, batch {args.batch}, median of {args.rounds} interleaved rounds"
     )
-    for mode in MODES if not args.no_hot_path else ():
+    for mode in modes if not args.no_hot_path else ():
         per_item, per_call = hot_path_us(mode)
         print(
             f"hot path     {mode:<11} {per_item:6.1f} us per handled item"
@@ -226,9 +239,9 @@ def main() -> None:
             flush=True,
         )
     for workload in workloads:
-        results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
+        results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
         for _ in range(args.rounds):
-            for mode in MODES:
+            for mode in modes:
                 results[mode].append(measure(mode, workload, args.items, args.batch))
         base = statistics.median(rate for rate, _ in results["off"])
         base_cpu = statistics.median(cpu for _, cpu in results["off"])

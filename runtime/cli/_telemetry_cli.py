@@ -77,8 +77,9 @@ OtelSampleRatioOption = Annotated[
     float,
     typer.Option(
         "--otel-sample-ratio",
-        help="Fraction of traces kept, 0 to 1. Dead-letter, pressure, restart and replay "
-        "spans are always kept.",
+        help="Fraction of traces kept, 0 to 1, decided at enqueue (an item's processing "
+        "follows it). Dead-letter, pressure, restart, escalation and replay spans are "
+        "always kept.",
         min=0.0,
         max=1.0,
     ),
