@@ -6,11 +6,14 @@ the current file (and its ``-wal``) aside as ``*.pre-restore``; move the copy in
 (``quick_check``, row counts against the manifest, and a store opens it). If the reopening
 fails the original is put back. A refused backup changes nothing.
 
-Whether a process holds the database is found two ways: SQLite's own locks (every
-connection to a WAL database keeps a shared lock while it is open, so an exclusive lock
-attempt with no wait fails while any worker is running, busy or idle), and live leases
-(an unexpired lease whose owner is a process on this host that is still running, or on
-another host). A lease whose process on this host is gone does not count.
+Whether a process holds the database is found three ways: the use lock every open
+Garrison store holds shared (``<db>.lock``; the restore holds it exclusively from this
+check until the swapped file is confirmed, so no store can open the file in between),
+SQLite's own locks (every connection to a WAL database keeps a shared lock while it is
+open, so an exclusive lock attempt with no wait fails while any worker is running, busy or
+idle), and live leases (an unexpired lease whose owner is a process on this host that is
+still running, or on another host). A lease whose process on this host is gone does not
+count.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from runtime.ops._connect import _uri, row_counts, sqlite_errors
 from runtime.ops._errors import BackupRefused, DatabaseInUse
 from runtime.store import SQLiteStore
 from runtime.store._sqlite_open import SQLITE_HEADER
+from runtime.store._use_lock import exclusive_use
 
 PRE_RESTORE = ".pre-restore"
+_STORE_OPEN = "a Garrison store has the database open (a running worker or command?)"
 _PENDING_BYTE = 0x40000000  # SQLite's lock bytes: pending, reserved, then the shared range
 _SHARED_FIRST = _PENDING_BYTE + 2
 _SHARED_SIZE = 510
@@ -159,12 +164,22 @@ def restore(
         raise ValidationFailed(f"{db} is a folder, not a database file", field="db")
     if not db.parent.is_dir():
         raise ValidationFailed(f"folder {db.parent} does not exist", field="db")
-    using = holders(db, now=clock(), hostname=hostname)
-    if using:
-        raise DatabaseInUse(
-            f"{db} is in use: {'; '.join(using)} — stop the workers first, then restore",
-            holders=tuple(using),
-        )
+    # Exclusive from the check to the confirmed swap: no store can open the file in
+    # between and go on writing into the one moved aside (see runtime/store/_use_lock.py).
+    with exclusive_use(db) as alone:
+        using = [] if alone else [_STORE_OPEN]
+        using.extend(holders(db, now=clock(), hostname=hostname))
+        if using:
+            raise DatabaseInUse(
+                f"{db} is in use: {'; '.join(using)} — stop the workers first, then restore",
+                holders=tuple(using),
+            )
+        return _swap(backup, db, manifest, clock)
+
+
+def _swap(
+    backup: Path, db: Path, manifest: BackupManifest, clock: Callable[[], float]
+) -> RestoreResult:
     staging = db.with_name(f".{db.name}.restoring")
     with suppress(FileNotFoundError):
         staging.unlink()

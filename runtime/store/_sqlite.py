@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import os
 import queue
 import random
 import sqlite3
@@ -35,6 +36,7 @@ from runtime.store._envelope import (
 )
 from runtime.store._sqlite_errors import translate
 from runtime.store._sqlite_open import check_path, connect, prepare
+from runtime.store._use_lock import shared_use
 from runtime.store._writer import GroupCommitWriter, WriteFn, WriterStatistics
 from runtime.telemetry import _instruments as tel
 
@@ -76,6 +78,7 @@ class SQLiteStore:
         self._clock = clock
         self._rand = rand
         self._found_version = found_version
+        self._use_lock: int | None = None
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._read_pool = ThreadPoolExecutor(config.readers, thread_name_prefix="garrison-read")
         self._writer = GroupCommitWriter(
@@ -103,7 +106,12 @@ class SQLiteStore:
 
         Expired leases are reclaimed on opening, so a restarted worker's items run again.
 
+        The store holds the database's use lock (``<db>.lock``, shared) until closed: a
+        ``garrison restore`` waits for no store to hold it, and a store opening during a
+        restore waits for it, up to ``config.busy_timeout_s``.
+
         Raises:
+            StoreBusy: a restore of this database went on past ``config.busy_timeout_s``.
             StoreUnavailable: the path cannot hold a database, or it does not exist and
                 ``create`` is False.
             NotADatabase: the file is not a (Garrison) SQLite database, or is corrupt.
@@ -112,8 +120,16 @@ class SQLiteStore:
         config = config or StoreConfig()
         db = Path(path)
         check_path(db, create=create)
-        found = prepare(db, config)
-        store = cls(db, config, clock=clock, rand=rand, found_version=found)
+        # Held until close, so that a restore never swaps the file from under this store.
+        use = shared_use(db, config.busy_timeout_s)
+        try:
+            found = prepare(db, config)
+            store = cls(db, config, clock=clock, rand=rand, found_version=found)
+        except BaseException:
+            if use is not None:
+                os.close(use)
+            raise
+        store._use_lock = use
         try:
             store._writer.submit(
                 lambda c, now: tx.reclaim_expired(c, now, config.queue, 1_000_000)
@@ -136,6 +152,9 @@ class SQLiteStore:
                 self._readers.get_nowait().close()
             except queue.Empty:
                 break
+        if self._use_lock is not None:
+            os.close(self._use_lock)
+            self._use_lock = None
 
     async def aclose(self) -> None:
         """Close without blocking the event loop."""

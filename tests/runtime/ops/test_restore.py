@@ -3,12 +3,13 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 import trio
 
-from runtime import ValidationFailed
+from runtime import StoreBusy, ValidationFailed
 from runtime.ops import BackupRefused, DatabaseInUse, backup, holders, restore
 from runtime.ops import _restore as restore_module
 from runtime.store import NewItem, SQLiteStore, StoreConfig, open_store
@@ -142,3 +143,54 @@ def test_confirm_checks_the_restored_file(
     corrupt(db)
     with pytest.raises(Exception, match=r"malformed|quick_check"):
         restore_module._confirm(db, manifest, fake_clock)
+
+
+def test_no_store_can_open_the_file_between_the_check_and_the_swap(
+    db: Path, made: Path, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race this guards against: a worker opening the old file after the "in use?"
+    # check would write into the file moved aside. Open one at the worst moment.
+    attempts: list[BaseException | None] = []
+    move_aside = restore_module._move_aside
+
+    def open_from_another_thread() -> None:
+        try:
+            SQLiteStore.open(db, StoreConfig(busy_timeout_s=0.001), clock=fake_clock).close()
+            attempts.append(None)
+        except BaseException as exc:
+            attempts.append(exc)
+
+    def racing(target: Path, now: float) -> Path | None:
+        thread = threading.Thread(target=open_from_another_thread)
+        thread.start()
+        thread.join(timeout=30)
+        return move_aside(target, now)
+
+    monkeypatch.setattr(restore_module, "_move_aside", racing)
+    restore(made, db, clock=fake_clock)
+    [refused] = attempts
+    assert isinstance(refused, StoreBusy)
+    SQLiteStore.open(db, StoreConfig(busy_timeout_s=0.001), clock=fake_clock).close()
+
+
+def test_an_open_store_in_another_thread_is_named_as_the_holder(
+    db: Path, made: Path, fake_clock: FakeClock
+) -> None:
+    store = SQLiteStore.open(db, clock=fake_clock)
+    try:
+        result: list[BaseException] = []
+        thread = threading.Thread(target=lambda: _restore_into(result, made, db, fake_clock))
+        thread.start()
+        thread.join(timeout=30)
+        [refused] = result
+        assert isinstance(refused, DatabaseInUse)
+        assert "Garrison store has the database open" in refused.holders[0]
+    finally:
+        store.close()
+
+
+def _restore_into(result: list[BaseException], made: Path, db: Path, clock: FakeClock) -> None:
+    try:
+        restore(made, db, clock=clock)
+    except BaseException as exc:
+        result.append(exc)
