@@ -205,7 +205,12 @@ async def run_demo(
             for start in range(0, len(payloads), chunk):
                 await submit(payloads[start : start + chunk], priority=5)
                 if start == len(payloads) // 2 // chunk * chunk:
-                    await submit(burst, priority=0)  # the burst, all at once
+                    # The burst, all at once: concurrent submissions share group commits,
+                    # so the queue fills faster than any machine drains it and the
+                    # pressure levels move (one by one, a fast machine kept up).
+                    async with anyio.create_task_group() as burst_group:
+                        for p in burst:
+                            burst_group.start_soon(submit, [p], 0)
                 await anyio.sleep(pause)
 
         async def watch() -> None:
