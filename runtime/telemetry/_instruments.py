@@ -532,7 +532,7 @@ class process_span:
         # required spans are kept in the enqueue's trace, and log lines carry its ids.
         span = trace.NonRecordingSpan(enqueued)
         self._span = span
-        self._token = otel_context.attach(trace.set_span_in_context(span))
+        self._token = _attach(span)
         return span
 
     def __exit__(
