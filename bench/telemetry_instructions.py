@@ -27,13 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import trio
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline_throughput import pipeline_e2e
-from telemetry_overhead import queue_e2e, worker_e2e
+from telemetry_overhead import WORKLOADS, run_workload
 
 from runtime.telemetry import TelemetryConfig, configure_telemetry
 
@@ -43,7 +40,6 @@ RATIOS: dict[str, float | None] = {
     "sampled 10%": 0.1,
     "sampled 0%": 0.0,
 }
-WORKLOADS = ("queue e2e", "worker e2e", "pipeline e2e")
 
 
 def child(workload: str, mode: str, n: int) -> None:
@@ -57,13 +53,7 @@ def child(workload: str, mode: str, n: int) -> None:
         )
     )
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "bench.db"
-        if workload == "pipeline e2e":
-            trio.run(pipeline_e2e, db, n)
-        elif workload == "worker e2e":
-            trio.run(worker_e2e, db, n, 100)
-        else:
-            trio.run(queue_e2e, db, n, 100)
+        run_workload(workload, Path(tmp) / "bench.db", n, 100)
     if handle is not None:
         handle.shutdown()
 

@@ -99,18 +99,21 @@ async def worker_e2e(path: Path, n: int, batch: int) -> float:
 WORKLOADS = ("queue e2e", "worker e2e", "pipeline e2e")
 
 
+def run_workload(workload: str, db: Path, n: int, batch: int) -> float:
+    """Run one of :data:`WORKLOADS` on a fresh database; items per second."""
+    if workload == "pipeline e2e":
+        return trio.run(pipeline_e2e, db, n)
+    fn = queue_e2e if workload == "queue e2e" else worker_e2e
+    return trio.run(fn, db, n, batch)
+
+
 def measure(mode: str, workload: str, n: int, batch: int) -> tuple[float, float]:
     """Items per second and process CPU µs per item of one run."""
     handle = MODES[mode]()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            db = Path(tmp) / "bench.db"
             cpu = time.process_time()
-            if workload == "pipeline e2e":
-                rate = trio.run(pipeline_e2e, db, n)
-            else:
-                fn = queue_e2e if workload == "queue e2e" else worker_e2e
-                rate = trio.run(fn, db, n, batch)
+            rate = run_workload(workload, Path(tmp) / "bench.db", n, batch)
             return rate, (time.process_time() - cpu) / n * 1e6
     finally:
         if handle is not None:

@@ -31,7 +31,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
-from runtime.telemetry._histograms import HistogramSet, HistogramTable
+from runtime.telemetry._histograms import SECONDS_BUCKETS, HistogramSet, HistogramTable
 
 if TYPE_CHECKING:
     # Only for annotations: the store imports this module, so no import back at run time.
@@ -105,25 +105,19 @@ class _SdkRecorder:
         self._histogram.record(value, attributes)
 
 
+# The per-item histograms, in the order ``Instruments`` binds them: name, unit, description.
+_HISTOGRAMS: Final = (
+    ("garrison.queue.latency", "s", "Time from an item becoming available to its lease."),
+    ("garrison.process.duration", "s", "Handler run time of one attempt, by topic and outcome."),
+)
+
+
 def histogram_set() -> HistogramSet:
     """Fresh tables for Garrison's per-item histograms (queue latency, handler duration),
     for readers made with it and the :class:`Instruments` that records into it."""
     return HistogramSet(
         SCOPE,
-        [
-            HistogramTable(
-                "garrison.queue.latency",
-                "s",
-                "Time from an item becoming available to its lease.",
-                max_series=MAX_GAUGE_SERIES,
-            ),
-            HistogramTable(
-                "garrison.process.duration",
-                "s",
-                "Handler run time of one attempt, by topic and outcome.",
-                max_series=MAX_GAUGE_SERIES,
-            ),
-        ],
+        [HistogramTable(*spec, max_series=MAX_GAUGE_SERIES) for spec in _HISTOGRAMS],
     )
 
 
@@ -204,13 +198,13 @@ class Instruments:
             self.queue_latency, self.process_duration = (
                 _SdkRecorder(
                     meter.create_histogram(
-                        table.name,
-                        unit=table.unit,
-                        description=table.description,
-                        explicit_bucket_boundaries_advisory=table.bounds,
+                        name,
+                        unit=unit,
+                        description=description,
+                        explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
                     )
                 )
-                for table in histogram_set().tables
+                for name, unit, description in _HISTOGRAMS
             )
         self.lease_contention = meter.create_counter(
             "garrison.lease.contention",
