@@ -4,7 +4,8 @@ A policy is a frozen value plus a function from facts (time included) to a decis
 so it is trivially testable and property-testable.
 """
 
-from policies._errors import GarrisonError
+from policies._bounds import check_bounds
+from policies._errors import GarrisonError, ValidationFailed
 from policies._pressure import (
     PressureAction,
     PressureLevel,
@@ -29,5 +30,7 @@ __all__ = [
     "RetryDecision",
     "RetryPolicy",
     "TokenBucket",
+    "ValidationFailed",
+    "check_bounds",
     "shed_victim",
 ]

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from policies import GarrisonError
-
-
-class ValidationFailed(GarrisonError, ValueError):
-    """Input was refused at the gate; nothing was written.
-
-    ``field`` names the offending field when there is one.
-    """
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+# Re-exported: both live at the bottom of the import graph so every package shares them.
+from policies import GarrisonError as GarrisonError
+from policies import ValidationFailed as ValidationFailed
 
 
 class PayloadTooLarge(ValidationFailed):
