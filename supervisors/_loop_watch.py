@@ -269,9 +269,13 @@ class LoopWatch:
         self._running = True
         self._loop_thread = threading.get_ident()
         self._parent = trace.get_current_span()
-        with self._check_lock:
-            self._blocked_at_beats = None
-            self._blocked_for = 0.0
+        # A new run starts from its own first beat: the time stopped is not a blockage. No
+        # check lock here: a thread left behind by the last run may hold it, stuck.
+        with self._lock:
+            self._last_beat = None
+            self._gap = 0.0
+        self._blocked_at_beats = None
+        self._blocked_for = 0.0
         stop = threading.Event()
         try:
             self._beat()

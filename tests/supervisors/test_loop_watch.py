@@ -374,3 +374,16 @@ async def test_a_watch_that_cannot_start_raises_its_error(anyio_backend: str) ->
         async with watch:
             pass  # pragma: no cover - not reached
     assert not watch.statistics().running
+
+
+async def test_time_stopped_between_runs_is_not_a_blockage(fake_clock: FakeClock) -> None:
+    # Both halves read the fake clock, which stands still while the watch runs: the thread's
+    # own checks, whenever they happen, see no time pass either.
+    watch = LoopWatch(threshold_s=1.0, interval_s=0.5, clock=fake_clock)
+    watch._beat()  # the last beat of an earlier run
+    fake_clock.advance(100.0)
+    with anyio.fail_after(WAIT_S):
+        async with watch:
+            assert watch.check() is None
+    stats = watch.statistics()
+    assert (stats.blockages, stats.blocked) == (0, False)
