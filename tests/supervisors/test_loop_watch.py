@@ -170,6 +170,19 @@ def test_longest_blockage_is_kept(fake_clock: FakeClock) -> None:
     assert (stats.blockages, stats.longest_blockage_s) == (3, 7.0)
 
 
+def test_stack_is_cut_to_stack_limit(fake_clock: FakeClock) -> None:
+    config = LoopWatchConfig(threshold_s=1.0, interval_s=0.25, stack_limit=3)
+    watch = LoopWatch(config, clock=fake_clock)
+    # Watch this very thread: the check then sees its own stack, which is deeper than 3.
+    watch._loop_thread = threading.get_ident()
+    watch._beat()
+    report = watch.check(fake_clock.advance(2.0))
+    assert report is not None
+    assert len(report.stack) == 3
+    # The innermost frames are kept: the last one is where the stack was taken.
+    assert "_loop_stack" in report.stack[-1]
+
+
 def test_stop_while_blocked_ends_the_span(fake_clock: FakeClock, telemetry: Telemetry) -> None:
     watch = watch_on(fake_clock, telemetry)
     watch._beat()
