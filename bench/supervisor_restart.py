@@ -5,8 +5,9 @@ Run from the repository root:
     .venv/bin/python bench/supervisor_restart.py [--restarts 10000] [--children 10000]
 
 Measures:
-* restart latency: from a child raising to its replacement calling ``task_status.started()``,
-  one crash at a time on an otherwise idle supervisor (p50/p90/p99/max);
+* restart latency: from a child raising to its replacement about to call
+  ``task_status.started()``, one crash at a time on an otherwise idle supervisor
+  (p50/p90/p99/max; see :func:`restart_latency`, shared with ``bench/otp_restart/run.py``);
 * restart throughput: a child that crashes as soon as it has started, back to back;
 * start and stop of one supervisor with ``--children`` children.
 
@@ -40,7 +41,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from policies import RestartPolicy
-from supervisors import ChildSpec, Supervisor
+from supervisors import ChildSpec, Strategy, Supervisor
 
 
 class Boom(Exception):
@@ -65,28 +66,59 @@ def percentile(sorted_values: list[float], q: float) -> float:
 BENCH_POLICY = RestartPolicy(max_restarts=1000, period_s=0.01)
 
 
-async def restart_latency(n: int) -> list[float]:
-    tracer_provider, meter_provider, exporter, reader = providers()
+async def restart_latency(
+    n: int,
+    strategy: Strategy = Strategy.ONE_FOR_ONE,
+    children: int = 1,
+    telemetry: bool = True,
+) -> list[float]:
+    """Seconds from a crash to its replacement started, for ``n`` crashes one at a time.
+
+    The one Garrison restart-latency measurement (``bench/otp_restart/run.py`` runs it next
+    to the Erlang/OTP escript, which measures the same interval):
+
+    * t0: the crashing child (the middle one when there are several) reads
+      ``time.perf_counter()`` as the last thing before ``raise``;
+    * t1: the replacement reads it as the last thing before ``task_status.started()``; with
+      several children, the last child in start order, so for ``one_for_all`` the whole
+      group is running again.
+
+    Before each crash the bench waits for the replacement and for every task to be blocked,
+    so each crash hits an idle supervisor: this is latency, not throughput. ``telemetry``
+    injects SDK providers (span + counter recorded per restart); without, the OTel API
+    runs with no SDK (no-op), as in a service that configured none.
+    """
+    kwargs: dict[str, Any] = {}
+    exporter: InMemorySpanExporter | None = None
+    if telemetry:
+        tracer_provider, meter_provider, exporter, _reader = providers()
+        kwargs = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
     started_at: list[float] = []
     raised_at: list[float] = []
     crash = trio.Event()
     up = trio.Event()
+    crashing, last = (children - 1) // 2, children - 1
 
-    async def child(*, task_status: TaskStatus[Any]) -> None:
-        nonlocal up
-        task_status.started()
-        started_at.append(time.perf_counter())
-        up.set()
-        await crash.wait()
-        raised_at.append(time.perf_counter())
-        raise Boom
+    def spec(index: int) -> ChildSpec:
+        async def child(*, task_status: TaskStatus[Any]) -> None:
+            if index == last:
+                started_at.append(time.perf_counter())
+                up.set()
+            task_status.started()
+            if index != crashing:
+                await trio.sleep_forever()
+            await crash.wait()
+            raised_at.append(time.perf_counter())
+            raise Boom
+
+        return ChildSpec(id=f"worker{index}", start=child)
 
     sup = Supervisor(
-        [ChildSpec(id="worker", start=child)],
+        [spec(i) for i in range(children)],
+        strategy,
         policy=BENCH_POLICY,
         name="bench",
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
+        **kwargs,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.run)
@@ -94,18 +126,29 @@ async def restart_latency(n: int) -> list[float]:
             await up.wait()
             up = trio.Event()
             # Let the supervisor finish the previous restart (end its span) so each crash
-            # hits an idle supervisor: this is latency, not throughput.
+            # hits an idle supervisor.
             await trio.testing.wait_all_tasks_blocked()
             crash.set()
             crash = trio.Event()
-            if i % 1000 == 999:
+            if exporter is not None and i % 1000 == 999:
                 exporter.clear()  # keep memory flat; export cost is still paid per span
         await up.wait()
         nursery.cancel_scope.cancel()
     assert sup.statistics().restarts_total == n
-    assert reader.get_metrics_data() is not None
     # started_at[0] is the first start; restart i's replacement started at started_at[i+1].
     return [started_at[i + 1] - raised_at[i] for i in range(n)]
+
+
+def latency_summary(latencies: list[float]) -> dict[str, float]:
+    """p50/p90/p99/max/mean in microseconds (nearest rank at round(q * (n - 1)))."""
+    us = sorted(x * 1e6 for x in latencies)
+    return {
+        "p50_us": percentile(us, 0.50),
+        "p90_us": percentile(us, 0.90),
+        "p99_us": percentile(us, 0.99),
+        "max_us": us[-1],
+        "mean_us": statistics.fmean(us),
+    }
 
 
 async def restart_throughput(n: int) -> float:
@@ -176,12 +219,11 @@ def main() -> None:
 
     trio.run(restart_latency, 500)  # warm-up
     gc.collect()
-    latencies = sorted(trio.run(restart_latency, args.restarts))
-    us = [x * 1e6 for x in latencies]
+    summary = latency_summary(trio.run(restart_latency, args.restarts))
     print(
-        f"restart latency over {len(us)} restarts: p50 {percentile(us, 0.50):.1f} us, "
-        f"p90 {percentile(us, 0.90):.1f} us, p99 {percentile(us, 0.99):.1f} us, "
-        f"max {us[-1]:.1f} us, mean {statistics.fmean(us):.1f} us"
+        f"restart latency over {args.restarts} restarts: p50 {summary['p50_us']:.1f} us, "
+        f"p90 {summary['p90_us']:.1f} us, p99 {summary['p99_us']:.1f} us, "
+        f"max {summary['max_us']:.1f} us, mean {summary['mean_us']:.1f} us"
     )
 
     elapsed = trio.run(restart_throughput, args.restarts)

@@ -30,6 +30,7 @@ from supervisors._errors import (
     TooManyChildren,
 )
 from supervisors._heartbeat import ChildContext, current_child, heartbeat, shutdown_grace
+from supervisors._loop_watch import LoopBlockage, LoopWatch, LoopWatchConfig, LoopWatchStatistics
 from supervisors._partition import (
     PartitionKey,
     PartitionStatistics,
@@ -53,6 +54,10 @@ __all__ = [
     "DuplicateChild",
     "DynamicSupervisor",
     "Failure",
+    "LoopBlockage",
+    "LoopWatch",
+    "LoopWatchConfig",
+    "LoopWatchStatistics",
     "PartitionKey",
     "PartitionStatistics",
     "PartitionSupervisor",
