@@ -40,6 +40,17 @@ class Store(Protocol):
     async def heartbeat(self, item_id: str, token: str, lease_s: float = 30.0) -> float:
         """Extend a lease."""
 
+    async def heartbeat_many(
+        self, leases: Sequence[tuple[str, str]], lease_s: float = 30.0
+    ) -> list[StaleLease | ItemNotFound | None]:
+        """Extend many leases in one transaction; per-lease outcome."""
+
+    def ready_mark(self) -> int:
+        """A counter moved by this object's operations that made items ready to lease."""
+
+    async def wait_ready(self, mark: int, timeout_s: float) -> None:
+        """Wait until ``ready_mark() != mark`` or ``timeout_s`` passed (an event, no polling)."""
+
     async def ack(self, item_id: str, token: str, *, effects: Sequence[str] = ()) -> None:
         """Mark succeeded."""
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
+import anyio.lowlevel
 import msgspec
 
 from policies import RetentionPolicy
@@ -90,6 +91,11 @@ class SQLiteStore:
             on_contention=functools.partial(_contention, queue=config.queue),
         )
         self._closed = False
+        # The ready mark: moved by every operation of this handle that made items
+        # leasable, so an idle consumer of the same process wakes at once (wait_ready).
+        self._ready = 0
+        self._ready_event: anyio.Event | None = None
+        self._ready_waiters = 0
         self._unregister_depth = tel.register_depth_source(config.queue, self._sample_depth)
 
     @classmethod
@@ -181,6 +187,51 @@ class SQLiteStore:
         queue_name, now = self.config.queue, self._clock()
         return self._read_sync(lambda c: q.queue_metrics(c, queue_name, now, 1.0).depth)
 
+    # -- readiness ---------------------------------------------------------------------
+
+    def ready_mark(self) -> int:
+        """A counter that moves whenever an operation of this store object made items
+        ready to lease (enqueue, replay, a reclaim, a retry due at once).
+
+        Take it *before* a lease that comes back empty, then ``wait_ready(mark, ...)``: an
+        enqueue between the two is not missed. Writes by other processes do not move it.
+        """
+        return self._ready
+
+    async def wait_ready(self, mark: int, timeout_s: float) -> None:
+        """Return as soon as :meth:`ready_mark` differs from ``mark``, or after
+        ``timeout_s`` seconds, whichever comes first. Any number of tasks may wait.
+
+        It waits on an event (no polling). Cancellation: a cancelled wait raises the
+        cancellation and changes nothing.
+
+        Raises:
+            ValidationFailed: ``timeout_s`` is negative or not a number.
+        """
+        if not timeout_s >= 0:
+            raise ValidationFailed("timeout_s must be zero or more", field="timeout_s")
+        if self._ready != mark:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = self._ready_event
+        if event is None:
+            event = self._ready_event = anyio.Event()
+        self._ready_waiters += 1
+        try:
+            with anyio.move_on_after(timeout_s):
+                await event.wait()
+        finally:
+            self._ready_waiters -= 1
+            # The last waiter drops the event, so none outlives the event loop it belongs to.
+            if not self._ready_waiters and self._ready_event is event:
+                self._ready_event = None
+
+    def _made_ready(self) -> None:
+        self._ready += 1
+        event, self._ready_event = self._ready_event, None
+        if event is not None:
+            event.set()
+
     # -- plumbing ----------------------------------------------------------------------
 
     async def _write(self, fn: WriteFn[T]) -> T:
@@ -246,6 +297,9 @@ class SQLiteStore:
                 lambda c, now: tx.enqueue_many(c, now, queue_name, checked, attempts)
             )
         _count_enqueued(checked, results)
+        ready = zip(checked, results, strict=True)
+        if any(r.created and not item.delay_s for (item, _), r in ready):
+            self._made_ready()
         return results
 
     @property
@@ -291,6 +345,26 @@ class SQLiteStore:
         if not 0 < lease_s <= self.config.max_lease_s:
             raise ValidationFailed("lease_s out of bounds", field="lease_s")
         return await self._write(lambda c, now: tx.heartbeat(c, now, item_id, token, lease_s))
+
+    async def heartbeat_many(
+        self, leases: Sequence[tuple[str, str]], lease_s: float = 30.0
+    ) -> list[StaleLease | ItemNotFound | None]:
+        """Extend many ``(item_id, token)`` leases by ``lease_s`` from now, in one transaction.
+
+        Returns one entry per lease: None when extended, else the error that refused it
+        (a stale lease does not stop the others).
+
+        Raises:
+            ValidationFailed: ``lease_s`` outside the configured bounds (nothing written).
+        """
+        if not 0 < lease_s <= self.config.max_lease_s:
+            raise ValidationFailed(
+                f"lease_s must be within (0, {self.config.max_lease_s:g}]", field="lease_s"
+            )
+        batch = list(leases)
+        if not batch:
+            return []
+        return await self._write(lambda c, now: tx.heartbeat_many(c, now, batch, lease_s))
 
     async def ack(self, item_id: str, token: str, *, effects: Sequence[str] = ()) -> None:
         """Mark a leased item succeeded; ``effects`` (effects-ledger keys of what it
@@ -341,6 +415,8 @@ class SQLiteStore:
 
         with tel.settle_span("nack", item_id=item_id):
             outcome, dead = await self._write(op)
+        if outcome.state is ItemState.RETRY_SCHEDULED and outcome.delay_s <= 0:
+            self._made_ready()
         if dead is not None and outcome.reason is not None:
             _report_dead(dead, outcome.reason, failure.error_type)
         return outcome
@@ -387,6 +463,8 @@ class SQLiteStore:
             return tx.reclaim_expired(c, now, queue_name, cap, dead)
 
         reclaimed = await self._write(op)
+        if reclaimed > len(dead):
+            self._made_ready()
         for item in dead:
             _report_dead(item, DeadReason.LEASE_EXPIRED, None)
         return reclaimed
@@ -447,6 +525,7 @@ class SQLiteStore:
                 lambda c, now: tx.replay(c, now, item_id, force, attempts, extra)
             )
             recorder.replayed(new)
+        self._made_ready()
         if dead is not None:
             tel.items_enqueued(dead.topic)
         return new
