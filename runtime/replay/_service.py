@@ -24,7 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from policies import RestartPolicy
 from runtime._errors import InvalidTransition, ItemNotFound, ReplayRefused
 from runtime._structure import build, first_leaf
-from runtime.store import DeadLetter, DeadReason, Store
+from runtime.store import DeadLetter, DeadReason, ItemState, Store, replay_refusal
 from supervisors import ChildSpec, PartitionSupervisor, SupervisorEscalation, heartbeat
 
 log = logging.getLogger("garrison.replay")
@@ -117,9 +117,13 @@ async def select(store: Store, selection: ReplaySelection) -> list[DeadLetter]:
 
 
 def _dry_outcome(letter: DeadLetter, force: bool) -> ReplayOutcome:
-    if letter.archived_at is not None:
+    # The store's own rule says what its replay would do (archived: refused; replayed
+    # before: refused unless forced), so a dry run cannot drift from a real one.
+    state = ItemState.DEAD_LETTERED if letter.archived_at is None else ItemState.ARCHIVED
+    refusal = replay_refusal(letter.item_id, state, letter.replay_count, force=force)
+    if isinstance(refusal, InvalidTransition):
         return ReplayOutcome(letter.item_id, letter.key, "missing", detail="archived")
-    if letter.replay_count and not force:
+    if isinstance(refusal, ReplayRefused):
         return ReplayOutcome(
             letter.item_id, letter.key, "would_skip", letter.replayed_item_id, "already replayed"
         )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 import re
+import time
 
 import msgspec
 
@@ -125,6 +127,15 @@ class Failure(msgspec.Struct, frozen=True):
     traceback: str | None = None
     terminal: bool = False
     timeout: bool = False
+
+
+def new_id() -> str:
+    """A fresh item id: 48 bits of milliseconds, then 80 random bits, as 32 hex digits.
+
+    Time-ordered ids land at the right edge of the id indexes, so inserts touch a few hot
+    pages instead of random ones all over the B-tree (a large share of enqueue cost).
+    """
+    return f"{time.time_ns() // 1_000_000 & 0xFFFFFFFFFFFF:012x}{os.urandom(10).hex()}"
 
 
 def payload_digest(payload: bytes) -> str:

@@ -12,8 +12,7 @@ from typing import Protocol
 from policies import RetentionPolicy
 from runtime._errors import ItemNotFound, StaleLease
 from runtime.store._envelope import DeadLetter, DeadReason, Failure, ItemState, NewItem, WorkItem
-from runtime.store._queries import AuditEvent, PurgeResult, QueueMetrics
-from runtime.store._transitions import EnqueueResult, FailOutcome
+from runtime.store._records import AuditEvent, EnqueueResult, FailOutcome, PurgeResult, QueueMetrics
 
 
 class Store(Protocol):

@@ -51,7 +51,7 @@ async def test_synchronous_pragma_follows_the_config(
     tmp_path: Path, level: Synchronous, expected: int
 ) -> None:
     async with open_store(tmp_path / "q.db", StoreConfig(synchronous=level)) as store:
-        conn = store._writer._conn
+        conn = store.backend.writer._conn
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == expected
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 0  # it retries itself
@@ -67,12 +67,12 @@ async def test_reader_connections_are_query_only(tmp_path: Path) -> None:
                 conn.execute("PRAGMA busy_timeout").fetchone()[0],
             )
 
-        assert await store._read(pragmas) == (1, 2500)
+        assert await store.backend.read(pragmas) == (1, 2500)
 
 
 async def test_max_page_count_applies_to_the_writer(tmp_path: Path) -> None:
     async with open_store(tmp_path / "q.db", StoreConfig(max_page_count=500)) as store:
-        assert store._writer._conn.execute("PRAGMA max_page_count").fetchone()[0] == 500
+        assert store.backend.writer._conn.execute("PRAGMA max_page_count").fetchone()[0] == 500
 
 
 def test_config_refuses_non_positive_bounds() -> None:
