@@ -19,7 +19,7 @@ from runtime.store import (
     Synchronous,
     open_store,
 )
-from runtime.store._schema import EXPECTED_INDEXES, EXPECTED_TABLES
+from runtime.store.sqlite import EXPECTED_INDEXES, EXPECTED_TABLES
 
 
 def read_pragma(path: Path, name: str) -> Any:
