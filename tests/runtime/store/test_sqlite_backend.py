@@ -10,7 +10,7 @@ import msgspec
 import pytest
 import trio
 
-from runtime import NotADatabase, SchemaTooNew, StoreUnavailable
+from runtime import NotADatabase, SchemaTooNew, StoreUnavailable, ValidationFailed
 from runtime.store import (
     SCHEMA_VERSION,
     NewItem,
@@ -243,3 +243,24 @@ async def test_queues_sharing_a_database_keep_their_audit_apart(tmp_path: Path) 
         assert (await a_later.purge(policy)).audit == 1
     async with open_store(db, StoreConfig(queue="b")) as b:
         assert [e.kind for e in await b.events()] == ["enqueued"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"max_batch": 0}, "max_batch"),
+        ({"max_pending": 0}, "max_pending"),
+        ({"max_lease_batch": 16_385}, "max_lease_batch"),
+        ({"max_lease_s": 0.0}, "max_lease_s"),
+        ({"readers": 0}, "readers"),
+        ({"list_limit": -1}, "list_limit"),
+        ({"queue": ""}, "queue"),
+        ({"busy_timeout_s": float("nan")}, "busy_timeout_s"),
+    ],
+)
+def test_config_bounds_are_declared_and_checked(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        StoreConfig(**fields)
+    assert info.value.field == field
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(fields, StoreConfig)
