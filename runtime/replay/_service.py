@@ -24,7 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from policies import RestartPolicy
 from runtime._errors import InvalidTransition, ItemNotFound, ReplayRefused
 from runtime._structure import build, first_leaf
-from runtime.store import DeadLetter, DeadReason, ItemState, Store, replay_refusal
+from runtime.store import DeadLetter, DeadLetterAdmin, DeadReason, ItemState, replay_refusal
 from supervisors import ChildSpec, PartitionSupervisor, SupervisorEscalation, heartbeat
 
 log = logging.getLogger("garrison.replay")
@@ -99,7 +99,7 @@ class ReplayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("max_rounds and inbox_size must be at least 1")
 
 
-async def select(store: Store, selection: ReplaySelection) -> list[DeadLetter]:
+async def select(store: DeadLetterAdmin, selection: ReplaySelection) -> list[DeadLetter]:
     """The dead letters a selection names, oldest first, at most ``selection.limit``.
 
     Raises:
@@ -139,7 +139,7 @@ class ReplayService:
 
     def __init__(
         self,
-        store: Store,
+        store: DeadLetterAdmin,
         config: ReplayConfig | None = None,
         *,
         replay_fn: ReplayFn | None = None,

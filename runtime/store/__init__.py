@@ -22,7 +22,7 @@ from runtime.store._front import QueueStore
 from runtime.store._memory import MemoryStatistics, MemoryStore
 from runtime.store._memory_db import MemoryDatabase
 from runtime.store._open import MEMORY_URL, open_store
-from runtime.store._protocol import Store
+from runtime.store._protocol import Consumer, DeadLetterAdmin, Ledger, Producer, Store
 from runtime.store._records import (
     AuditEvent,
     EnqueueResult,
@@ -39,16 +39,20 @@ __all__ = [
     "MEMORY_URL",
     "SCHEMA_VERSION",
     "AuditEvent",
+    "Consumer",
+    "DeadLetterAdmin",
     "DeadLetter",
     "DeadReason",
     "EnqueueResult",
     "FailOutcome",
     "Failure",
     "ItemState",
+    "Ledger",
     "MemoryDatabase",
     "MemoryStatistics",
     "MemoryStore",
     "NewItem",
+    "Producer",
     "PurgeResult",
     "QueueMetrics",
     "QueueStore",

@@ -68,9 +68,13 @@ class MemoryBackend:
         await anyio.lowlevel.checkpoint()
         if self._closed:
             raise StoreUnavailable("the store is closed")
+        self._room(rows)
+        return self._clock()
+
+    def _room(self, rows: int) -> None:
+        """Refuse a write of up to ``rows`` new rows that would pass the bound."""
         if len(self.db.items) + len(self.db.audit) + rows > self.db.max_rows:
             raise StoreFull(f"the in-memory database is at its bound of {self.db.max_rows} rows")
-        return self._clock()
 
     # -- row keeping -------------------------------------------------------------------
 
@@ -208,8 +212,10 @@ class MemoryBackend:
         self, owner: str, n: int, lease_s: float, topics: Sequence[str] | None, reclaim: int
     ) -> tuple[list[WorkItem], list[Changed]]:
         """See ``Backend.lease``."""
-        now = await self._begin(reclaim + n)
-        reclaimed = self._decide_all(now, self._pick(now, Expired(reclaim)), rules.decide_expired)
+        now = await self._begin()
+        expired = self._pick(now, Expired(reclaim))
+        self._room(len(expired) + n)  # an audit row each
+        reclaimed = self._decide_all(now, expired, rules.decide_expired)
         wanted = None if topics is None else set(topics)
         ready = [
             i
@@ -264,8 +270,10 @@ class MemoryBackend:
 
     async def transition(self, pick: Pick, decide: Decide) -> list[Changed]:
         """See ``Backend.transition``."""
-        now = await self._begin(getattr(pick, "limit", 1))
-        return self._decide_all(now, self._pick(now, pick), decide)
+        now = await self._begin()
+        picked = self._pick(now, pick)
+        self._room(len(picked))
+        return self._decide_all(now, picked, decide)
 
     async def replay(self, item_id: str, force: bool, extra_trace: dict[str, str] | None) -> str:
         """See ``Backend.replay``."""
