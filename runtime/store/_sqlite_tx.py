@@ -9,6 +9,7 @@ ack) state the same fence in their WHERE clauses and ask ``_rules`` why a row mi
 
 from __future__ import annotations
 
+import collections
 import sqlite3
 from collections.abc import Mapping, Sequence
 
@@ -321,6 +322,19 @@ def ack_many(
     Set-based: one audit INSERT and one guarded UPDATE per chunk (``_rules.decide_ack``
     as a WHERE clause). Only refused leases pay for a second look to say why.
     """
+    # An id named twice in one batch: only the pair with its current token is the ack
+    # (the update clears the token, so it is read first; rare, and only for those ids).
+    counts = collections.Counter(item_id for item_id, _ in leases)
+    repeated = [item_id for item_id, n in counts.items() if n > 1]
+    current: dict[str, str] = {}
+    for start in range(0, len(repeated), CHUNK):
+        marks, ids = in_list(repeated[start : start + CHUNK])
+        current.update(
+            conn.execute(
+                f"SELECT id, lease_token FROM items WHERE id IN ({marks}) AND state = 'leased'",
+                ids,
+            ).fetchall()
+        )
     acked: set[str] = set()
     for start in range(0, len(leases), CHUNK):
         where, params = _fence(leases[start : start + CHUNK])
@@ -346,7 +360,7 @@ def ack_many(
         )
     outcomes: list[rules.Refusal | None] = []
     for item_id, token in leases:
-        if item_id in acked:
+        if item_id in acked and current.get(item_id, token) == token:
             acked.discard(item_id)  # a second ack of the same lease in one batch is stale
             outcomes.append(None)
         else:

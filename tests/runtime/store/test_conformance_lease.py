@@ -432,3 +432,15 @@ async def test_heartbeat_many_refuses_lease_s_out_of_bounds(
     with pytest.raises(ValidationFailed):
         await store.heartbeat_many([(item.id, token(item))], lease_s=lease_s)
     assert await snapshot(store) == before
+
+
+async def test_ack_many_names_the_stale_pair_when_an_item_appears_twice(store: Store) -> None:
+    await enqueue(store)
+    item = await lease_one(store)
+    outcomes = await store.ack_many(
+        [(item.id, "old"), (item.id, token(item)), (item.id, token(item))]
+    )
+    assert isinstance(outcomes[0], StaleLease)
+    assert outcomes[1] is None
+    assert isinstance(outcomes[2], StaleLease)  # the same lease twice: the second is stale
+    assert (await store.get(item.id)).state is ItemState.SUCCEEDED
