@@ -19,8 +19,8 @@ from runtime.store._envelope import (
     validate_new_item,
 )
 from runtime.store._front import QueueStore
-from runtime.store._memory import MemoryStatistics, MemoryStore
 from runtime.store._memory_db import MemoryDatabase
+from runtime.store._memory_store import MemoryStatistics, MemoryStore
 from runtime.store._open import MEMORY_URL, open_store
 from runtime.store._protocol import Consumer, DeadLetterAdmin, Ledger, Producer, Store
 from runtime.store._records import (

@@ -11,8 +11,6 @@ it raises ``StoreFull`` and changes nothing, like SQLite's ``max_page_count``.
 from __future__ import annotations
 
 import os
-import random
-import time
 from collections.abc import Callable, Mapping, Sequence
 
 import anyio.lowlevel
@@ -33,9 +31,7 @@ from runtime.store._backend import (
     Pick,
     PurgeTarget,
 )
-from runtime.store._config import StoreConfig
 from runtime.store._envelope import DeadLetter, ItemState, WorkItem, new_id
-from runtime.store._front import QueueStore
 from runtime.store._memory_db import Dead, MemoryDatabase
 from runtime.store._records import AuditEvent, EnqueueResult, PurgeResult, QueueMetrics
 
@@ -408,64 +404,3 @@ class MemoryBackend:
         """Reclaim every expired lease at once (blocking; a store does it on opening)."""
         now = self._clock()
         self._decide_all(now, self._pick(now, Expired(len(self.db.items))), rules.decide_expired)
-
-
-class MemoryStatistics(msgspec.Struct, frozen=True):
-    """A snapshot of an in-memory store handle."""
-
-    queue: str
-    items: int
-    audit_rows: int
-    max_rows: int
-
-
-class MemoryStore(QueueStore):
-    """A store whose queue lives in memory (:class:`MemoryDatabase`): the reference
-    backend under the same front end as :class:`SQLiteStore`, for tests and demos.
-
-    ``open_store("memory://")`` opens one on a new, empty database; nothing survives the
-    process. Every method is async and cancellation-safe (a cancelled call changed nothing).
-    """
-
-    backend: MemoryBackend
-
-    def __init__(
-        self,
-        database: MemoryDatabase,
-        config: StoreConfig,
-        *,
-        clock: Callable[[], float],
-        rand: Callable[[], float],
-    ) -> None:
-        super().__init__(
-            MemoryBackend(database, config.queue, clock), config, clock=clock, rand=rand
-        )
-        self.database = database
-
-    @classmethod
-    def open(
-        cls,
-        database: MemoryDatabase | None = None,
-        config: StoreConfig | None = None,
-        *,
-        clock: Callable[[], float] = time.time,
-        rand: Callable[[], float] = random.random,
-    ) -> MemoryStore:
-        """A handle on ``database`` (a new one when None), expired leases reclaimed."""
-        store = cls(database or MemoryDatabase(), config or StoreConfig(), clock=clock, rand=rand)
-        store.backend.reclaim_now()
-        return store
-
-    def close(self) -> None:
-        """Refuse further calls; the database stays for other handles. Idempotent."""
-        self._stop()
-        self.backend.close()
-
-    def statistics(self) -> MemoryStatistics:
-        """Counters of this handle's database."""
-        return MemoryStatistics(
-            queue=self.config.queue,
-            items=len(self.database.items),
-            audit_rows=len(self.database.audit),
-            max_rows=self.database.max_rows,
-        )

@@ -14,7 +14,7 @@ import anyio
 from runtime.store._bridge import in_thread, wait_future
 from runtime.store._config import StoreConfig
 from runtime.store._front import QueueStore
-from runtime.store._memory import MemoryStore
+from runtime.store._memory_store import MemoryStore
 from runtime.store._sqlite_store import SQLiteStore
 
 #: The path that opens the in-memory reference backend instead of a SQLite file.
