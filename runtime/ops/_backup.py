@@ -25,8 +25,7 @@ import msgspec
 from runtime._errors import NotADatabase, ValidationFailed
 from runtime.ops._connect import items_by_state, open_db, row_counts, sqlite_errors
 from runtime.ops._errors import BackupRefused
-from runtime.store._schema import EXPECTED_TABLES, SCHEMA_VERSION
-from runtime.store._sqlite_open import check_path
+from runtime.store.sqlite import EXPECTED_TABLES, SCHEMA_VERSION, check_path
 
 MANIFEST_SUFFIX = ".sha256.json"
 MANIFEST_FORMAT = "garrison-backup/1"

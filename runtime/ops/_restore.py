@@ -36,8 +36,7 @@ from runtime.ops._backup import BackupManifest, _fsync, sha256_file, stamp, veri
 from runtime.ops._connect import _uri, row_counts, sqlite_errors
 from runtime.ops._errors import BackupRefused, DatabaseInUse
 from runtime.store import SQLiteStore
-from runtime.store._sqlite_open import SQLITE_HEADER
-from runtime.store._use_lock import exclusive_use
+from runtime.store.sqlite import SQLITE_HEADER, exclusive_use
 
 PRE_RESTORE = ".pre-restore"
 _STORE_OPEN = "a Garrison store has the database open (a running worker or command?)"
