@@ -42,7 +42,7 @@ class Handled(NamedTuple):
 
 
 Delivered = Callable[[Handled, list[str]], Awaitable[None]]
-Undelivered = Callable[[Handled, SinkFailed], Awaitable[None]]
+Undelivered = Callable[[Handled, SinkFailed], Awaitable[object]]
 
 
 class Outbound:

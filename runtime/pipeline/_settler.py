@@ -1,0 +1,143 @@
+"""Settling: the settler acknowledges successes in batches, failures go through the
+store's retry policy, and the lease keeper extends every lease held in one write.
+
+These are the only places of the runtime that ack, fail or heartbeat an item.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import anyio
+from anyio.abc import TaskStatus
+
+from runtime import telemetry
+from runtime._errors import StaleLease
+from runtime.pipeline._config import PipelineConfig
+from runtime.pipeline._flight import Flight
+from runtime.pipeline._handler import failure_from
+from runtime.pipeline._outbound import Handled
+from runtime.pipeline._outcome import Outcome
+from runtime.pipeline._sinks import SinkFailed
+from runtime.store import Store, WorkItem
+
+__all__ = ["Settler"]
+
+log = logging.getLogger("garrison.pipeline")
+
+
+class Settler:
+    """Acknowledges handled items in batches and records failures.
+
+    Successful items wait in a bounded channel (the pipeline's capacity: never more than
+    are in flight) for the settler, which acknowledges up to ``ack_batch`` of them (with
+    their effects) in one transaction.
+    """
+
+    def __init__(self, store: Store, config: PipelineConfig, flight: Flight) -> None:
+        self._store = store
+        self._config = config
+        self._flight = flight
+        self._send, self._receive = anyio.create_memory_object_stream[tuple[Handled, list[str]]](
+            flight.capacity
+        )
+
+    async def delivered(self, handled: Handled, effects: list[str]) -> None:
+        """Queue a successful item for its batched ack (waits only if the settler lags)."""
+        entry = (handled, effects)
+        try:
+            # No reschedule per item while the settler keeps up; the worker yields anyway.
+            self._send.send_nowait(entry)
+        except anyio.WouldBlock:
+            await self._send.send(entry)
+
+    async def undelivered(self, handled: Handled, error: SinkFailed) -> Outcome:
+        """A sink failed every try: the item's attempt fails."""
+        item = handled.item
+        self._flight.counts["timeouts"] += error.timeout
+        try:
+            outcome = await self.fail(item, error, timeout=error.timeout)
+            telemetry.settled(
+                item,
+                outcome,
+                duration_s=time.perf_counter() - handled.began,
+                queue_latency_s=handled.queue_latency_s,
+                error=error,
+            )
+            told = self._flight.observe(item, outcome, handled.queue_latency_s)
+            if told is not None:
+                await told
+        finally:
+            self._flight.release(item)
+        return outcome
+
+    async def fail(self, item: WorkItem, exc: BaseException, *, timeout: bool) -> Outcome:
+        """Record a failed attempt (the store's retry policy decides what follows)."""
+        counts = self._flight.counts
+        counts["failed"] += 1
+        try:
+            result = await self._store.fail(
+                item.id, item.lease_token or "", failure_from(exc, timeout=timeout)
+            )
+        except StaleLease:
+            counts["stale"] += 1
+            return Outcome.STALE
+        if result.reason is not None:
+            counts["dead_lettered"] += 1
+            return Outcome.DEAD_LETTERED
+        return Outcome(result.state.value)
+
+    async def run(self, *, task_status: TaskStatus[None]) -> None:
+        """The settler: acknowledge successes in batches (one transaction per batch)."""
+        task_status.started()
+        flight = self._flight
+        receive = self._receive
+        limit = self._config.ack_batch
+        counts = flight.counts
+        while True:
+            batch = [await receive.receive()]
+            while len(batch) < limit:
+                try:
+                    batch.append(receive.receive_nowait())
+                except anyio.WouldBlock:
+                    break
+            try:
+                refused = await self._store.ack_many(
+                    [(h.item.id, h.item.lease_token or "") for h, _ in batch],
+                    effects={h.item.id: keys for h, keys in batch if keys},
+                )
+            except BaseException:
+                # Not acknowledged: let go of them, their leases expire and they run again.
+                for h, _ in batch:
+                    flight.release(h.item)
+                raise
+            now = time.perf_counter()
+            for (h, _), error in zip(batch, refused, strict=True):
+                outcome = Outcome.SUCCEEDED if error is None else Outcome.STALE
+                counts[outcome] += 1
+                telemetry.settled(
+                    h.item, outcome, duration_s=now - h.began, queue_latency_s=h.queue_latency_s
+                )
+                flight.release(h.item)
+                told = flight.observe(h.item, outcome, h.queue_latency_s)
+                if told is not None:
+                    await told
+
+    async def keep_leases(self, *, task_status: TaskStatus[None]) -> None:
+        """The lease keeper: every third of ``lease_s``, extend every lease held, all in
+        one ``heartbeat_many`` transaction."""
+        task_status.started()
+        lease_s = self._config.lease_s
+        period = lease_s / 3
+        items = self._flight.items
+        while True:
+            await anyio.sleep(period)
+            held = [(item.id, item.lease_token or "") for item in items.values()]
+            if not held:
+                continue
+            refused = await self._store.heartbeat_many(held, lease_s)
+            for (item_id, _), error in zip(held, refused, strict=True):
+                # Refused: settled meanwhile (fine), or lost; its outcome will be refused.
+                if error is not None and item_id in items:
+                    log.warning("heartbeat refused: lease lost", extra={"item_id": item_id})
