@@ -47,6 +47,10 @@ class Intake:
         self._drained = drained
         self._idle_scopes: set[anyio.CancelScope] = set()
         self.idle_waits = 0
+        self._tickets = 0
+        self._turn = 0
+        self._finished_turns: set[int] = set()
+        self._turned = anyio.Event()
         #: Stop the pipeline once nothing is left (``config.drain``, ``--drain``).
         self.drain = config.drain
 
@@ -75,9 +79,18 @@ class Intake:
         # worthwhile batch fits.
         worthwhile = max(1, min(cfg.lease_batch, flight.capacity) // 2)
         while not self._stopping.is_set():
-            if flight.room() < worthwhile or flight.held >= cfg.max_held:
+            room = flight.room()
+            if room < 1 or flight.held >= cfg.max_held:
                 await flight.freed()
                 continue
+            if room < worthwhile:
+                # Some room, not a worthwhile batch: wait for more to free up, but not
+                # past a poll interval, so a few slots are not left idle behind handlers
+                # that all run long.
+                with anyio.move_on_after(cfg.poll_interval_s) as waited:
+                    await flight.freed()
+                if not waited.cancelled_caught:
+                    continue
             if PressureAction.THROTTLE in self._pressure.actions:
                 await self._pressure.throttle()
             n = min(flight.room(), cfg.lease_batch)
@@ -85,14 +98,25 @@ class Intake:
                 continue
             flight.reserve(n)
             mark = store.ready_mark()
+            # Leases run in the order they are called (the store serialises them), so an
+            # earlier ticket holds a key's earlier items: route in ticket order, or a
+            # lease that waits for inbox room would let a later one overtake it.
+            ticket = self._tickets
+            self._tickets += 1
             try:
                 items = await store.lease(self._owner, n, cfg.lease_s, topics)
             except BaseException:
                 flight.leased(n, [])
+                self._turn_done(ticket)
                 raise
             flight.leased(n, items)
-            for item in items:
-                await route(item)
+            try:
+                while self._turn != ticket:
+                    await self._turned.wait()
+                for item in items:
+                    await route(item)
+            finally:
+                self._turn_done(ticket)
             if items:
                 await anyio.lowlevel.checkpoint()
                 continue
@@ -100,6 +124,15 @@ class Intake:
                 self._drained()
                 return
             await self._idle(mark)
+
+    def _turn_done(self, ticket: int) -> None:
+        """``ticket`` routed (or gave up): let the next one route."""
+        self._finished_turns.add(ticket)
+        while self._turn in self._finished_turns:
+            self._finished_turns.discard(self._turn)
+            self._turn += 1
+        self._turned.set()
+        self._turned = anyio.Event()
 
     async def _finished(self) -> bool:
         """Drain mode: nothing held, under way, waiting, scheduled or leased anywhere."""

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 
 from runtime._loop import receive_within
 from runtime.pipeline._config import PipelineConfig
@@ -64,6 +66,8 @@ class Outbound:
         undelivered: Undelivered,
         rng: random.Random,
         name: str,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self._store = store
         self._sinks = tuple(sinks)
@@ -78,6 +82,8 @@ class Outbound:
             inbox_size=config.outbound_inbox_size,
             policy=config.worker_restarts,
             name=f"{name}.outbound",
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
         )
 
     async def send(self, handled: Handled) -> None:

@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 import anyio
 import msgspec
 from anyio.abc import TaskStatus
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 
 from policies import PressureAction, PressureLevel
 from runtime import telemetry
@@ -103,6 +105,8 @@ class Pipeline:
             has it (sync or async; keep it quick, it runs on the settling path).
         on_progress: where ``[progress]`` lines go (default: stderr), with
             ``config.progress_interval_s``.
+        tracer_provider, meter_provider: for the supervisors' restart, hang and
+            escalation telemetry (default: the OpenTelemetry globals).
 
     Raises:
         ValidationFailed: the handler takes neither ``(item)`` nor ``(item, ctx)``.
@@ -120,6 +124,8 @@ class Pipeline:
         seed: int | None = None,
         on_settled: SettledHook | None = None,
         on_progress: Callable[[str], None] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.store = store
         self.config = cfg = config or PipelineConfig()
@@ -145,6 +151,8 @@ class Pipeline:
             owner=self.owner,
             degraded=lambda: self.degraded,
             name=name,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
         )
         self.workers = self._workers.partitions
         self.outbound: Outbound | None = None
@@ -157,6 +165,8 @@ class Pipeline:
                 undelivered=self.settler.undelivered,
                 rng=self._rng,
                 name=name,
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
             )
         self.intake = Intake(
             store,
@@ -185,6 +195,8 @@ class Pipeline:
             ],
             policy=cfg.root_restarts,
             name=name,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
         )
         self.drained = False
         self.drain_completed = False

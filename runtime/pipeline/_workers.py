@@ -15,6 +15,8 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 
 from runtime import telemetry
 from runtime._loop import receive_within
@@ -66,6 +68,8 @@ class Workers:
         owner: str,
         degraded: Callable[[], bool],
         name: str,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self._store = store
         self._config = config
@@ -82,6 +86,8 @@ class Workers:
             inbox_size=config.inbox_size,
             policy=config.restarts,
             name=f"{name}.workers",
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
         )
         self._keys = _partition_keys(config.partitions)
         self._next = 0
