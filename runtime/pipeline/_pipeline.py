@@ -48,7 +48,7 @@ from runtime.pipeline._sinks import Sink
 from runtime.pipeline._threads import ThreadPool, ThreadPoolStatistics
 from runtime.pipeline._workers import Workers
 from runtime.store import EnqueueResult, NewItem, Store
-from supervisors import ChildSpec, Restart, Supervisor, SupervisorEscalation
+from supervisors import ChildSpec, Supervisor, SupervisorEscalation
 
 __all__ = ["Pipeline", "PipelineStatistics"]
 
@@ -163,6 +163,7 @@ class Pipeline:
                 cfg,
                 delivered=self.settler.delivered,
                 undelivered=self.settler.undelivered,
+                released=flight.release,
                 rng=self._rng,
                 name=name,
                 tracer_provider=tracer_provider,
@@ -180,16 +181,10 @@ class Pipeline:
         )
         self.root = Supervisor(
             [
-                # Transient: it ends normally once the pipeline stops taking work.
-                ChildSpec(
-                    id="intake",
-                    start=self.intake.run,
-                    restart=Restart.TRANSIENT,
-                    shutdown_timeout=1.0,
-                ),
+                *self.intake.child_specs(),
                 self.workers.child_spec("workers"),
-                *([self.outbound.partitions.child_spec("outbound")] if self.outbound else []),
-                ChildSpec(id="settler", start=self.settler.run, shutdown_timeout=1.0),
+                *([self.outbound.child_spec("outbound")] if self.outbound else []),
+                self.settler.child_spec(),
                 ChildSpec(id="lease_keeper", start=self.settler.keep_leases, shutdown_timeout=1.0),
                 ChildSpec(id="pressure", start=self._watch_pressure, shutdown_timeout=1.0),
             ],
@@ -208,7 +203,7 @@ class Pipeline:
         if self._stopping.is_set():
             return
         self._stopping.set()
-        self.intake.wake()
+        self.intake.close()
 
     def stop_when_drained(self) -> None:
         """Stop (as :meth:`stop`) once nothing is waiting, scheduled or leased: what

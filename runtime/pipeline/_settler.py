@@ -14,6 +14,7 @@ from anyio.abc import TaskStatus
 
 from runtime import telemetry
 from runtime._errors import StaleLease
+from runtime.actors import Actor, ActorContext, Behaviour
 from runtime.pipeline._config import PipelineConfig
 from runtime.pipeline._flight import Flight
 from runtime.pipeline._handler import failure_from
@@ -21,6 +22,7 @@ from runtime.pipeline._outbound import Handled
 from runtime.pipeline._outcome import Outcome
 from runtime.pipeline._sinks import SinkFailed
 from runtime.store import Store, WorkItem
+from supervisors import ChildSpec, Restart
 
 __all__ = ["Settler"]
 
@@ -30,27 +32,45 @@ log = logging.getLogger("garrison.pipeline")
 class Settler:
     """Acknowledges handled items in batches and records failures.
 
-    Successful items wait in a bounded channel (the pipeline's capacity: never more than
-    are in flight) for the settler, which acknowledges up to ``ack_batch`` of them (with
-    their effects) in one transaction.
+    The settler is an actor (:class:`runtime.actors.Actor`, id ``settler``): workers and
+    outbound actors cast successful items into its bounded mailbox (the pipeline's
+    capacity: never more than are in flight), and it acknowledges them with their effects
+    in one ``ack_many`` transaction per batch: whatever arrived while the last batch was
+    being written, up to ``ack_batch``.
     """
 
     def __init__(self, store: Store, config: PipelineConfig, flight: Flight) -> None:
         self._store = store
         self._config = config
         self._flight = flight
-        self._send, self._receive = anyio.create_memory_object_stream[tuple[Handled, list[str]]](
-            flight.capacity
+        # Cast but not yet taken by the behaviour: when it falls to zero, the batch holds
+        # everything there is and is written.
+        self._pending = 0
+        # The store has its own timeouts; a slow commit is not a hung settler.
+        self.actor: Actor[tuple[Handled, list[str]], None] = Actor(
+            "settler",
+            lambda: _Batches(self),
+            capacity=flight.capacity,
+            handler_timeout=None,
         )
+
+    def child_spec(self) -> ChildSpec:
+        """The settler's spec under the pipeline's root supervisor."""
+        return self.actor.child_spec("settler", restart=Restart.PERMANENT, shutdown_timeout=1.0)
 
     async def delivered(self, handled: Handled, effects: list[str]) -> None:
         """Queue a successful item for its batched ack (waits only if the settler lags)."""
         entry = (handled, effects)
+        self._pending += 1
         try:
             # No reschedule per item while the settler keeps up; the worker yields anyway.
-            self._send.send_nowait(entry)
+            self.actor.cast_nowait(entry)
         except anyio.WouldBlock:
-            await self._send.send(entry)
+            try:
+                await self.actor.cast(entry)
+            except BaseException:
+                self._pending -= 1
+                raise
 
     async def undelivered(self, handled: Handled, error: SinkFailed) -> Outcome:
         """A sink failed every try: the item's attempt fails."""
@@ -88,41 +108,31 @@ class Settler:
             return Outcome.DEAD_LETTERED
         return Outcome(result.state.value)
 
-    async def run(self, *, task_status: TaskStatus[None]) -> None:
-        """The settler: acknowledge successes in batches (one transaction per batch)."""
-        task_status.started()
+    async def _write(self, batch: list[tuple[Handled, list[str]]]) -> None:
+        """Acknowledge ``batch`` in one transaction and report each item's outcome."""
         flight = self._flight
-        receive = self._receive
-        limit = self._config.ack_batch
         counts = flight.counts
-        while True:
-            batch = [await receive.receive()]
-            while len(batch) < limit:
-                try:
-                    batch.append(receive.receive_nowait())
-                except anyio.WouldBlock:
-                    break
-            try:
-                refused = await self._store.ack_many(
-                    [(h.item.id, h.item.lease_token or "") for h, _ in batch],
-                    effects={h.item.id: keys for h, keys in batch if keys},
-                )
-            except BaseException:
-                # Not acknowledged: let go of them, their leases expire and they run again.
-                for h, _ in batch:
-                    flight.release(h.item)
-                raise
-            now = time.perf_counter()
-            for (h, _), error in zip(batch, refused, strict=True):
-                outcome = Outcome.SUCCEEDED if error is None else Outcome.STALE
-                counts[outcome] += 1
-                telemetry.settled(
-                    h.item, outcome, duration_s=now - h.began, queue_latency_s=h.queue_latency_s
-                )
+        try:
+            refused = await self._store.ack_many(
+                [(h.item.id, h.item.lease_token or "") for h, _ in batch],
+                effects={h.item.id: keys for h, keys in batch if keys},
+            )
+        except BaseException:
+            # Not acknowledged: let go of them, their leases expire and they run again.
+            for h, _ in batch:
                 flight.release(h.item)
-                told = flight.observe(h.item, outcome, h.queue_latency_s)
-                if told is not None:
-                    await told
+            raise
+        now = time.perf_counter()
+        for (h, _), error in zip(batch, refused, strict=True):
+            outcome = Outcome.SUCCEEDED if error is None else Outcome.STALE
+            counts[outcome] += 1
+            telemetry.settled(
+                h.item, outcome, duration_s=now - h.began, queue_latency_s=h.queue_latency_s
+            )
+            flight.release(h.item)
+            told = flight.observe(h.item, outcome, h.queue_latency_s)
+            if told is not None:
+                await told
 
     async def keep_leases(self, *, task_status: TaskStatus[None]) -> None:
         """The lease keeper: every third of ``lease_s``, extend every lease held, all in
@@ -141,3 +151,26 @@ class Settler:
                 # Refused: settled meanwhile (fine), or lost; its outcome will be refused.
                 if error is not None and item_id in items:
                     log.warning("heartbeat refused: lease lost", extra={"item_id": item_id})
+
+
+class _Batches(Behaviour[tuple[Handled, list[str]], None]):
+    """The settler's behaviour: gather casts, write a batch when none is left to gather
+    (or ``ack_batch`` is reached). A fresh one per incarnation: a batch that failed to be
+    written was let go of (see :meth:`Settler._write`)."""
+
+    __slots__ = ("_batch", "_limit", "_settler")
+
+    def __init__(self, settler: Settler) -> None:
+        self._settler = settler
+        self._limit = settler._config.ack_batch
+        self._batch: list[tuple[Handled, list[str]]] = []
+
+    async def handle(self, ctx: ActorContext, message: tuple[Handled, list[str]]) -> None:
+        settler = self._settler
+        settler._pending -= 1
+        batch = self._batch
+        batch.append(message)
+        if settler._pending > 0 and len(batch) < self._limit:
+            return
+        self._batch = []
+        await settler._write(batch)
