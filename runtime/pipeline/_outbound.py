@@ -38,6 +38,7 @@ class Handled(NamedTuple):
     result: bytes | None
     queue_latency_s: float
     began: float
+    handled_at: float = 0.0
 
 
 Delivered = Callable[[Handled, list[str]], Awaitable[None]]

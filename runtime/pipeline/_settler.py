@@ -24,7 +24,10 @@ from runtime.pipeline._sinks import SinkFailed
 from runtime.store import Store, WorkItem
 from supervisors import ChildSpec, Restart
 
-__all__ = ["Settler"]
+__all__ = ["Entry", "Settler"]
+
+Entry = tuple[Handled, list[str]]
+"""A successful item and the keys of the effects its sinks delivered."""
 
 log = logging.getLogger("garrison.pipeline")
 
@@ -34,9 +37,13 @@ class Settler:
 
     The settler is an actor (:class:`runtime.actors.Actor`, id ``settler``): workers and
     outbound actors cast successful items into its bounded mailbox (the pipeline's
-    capacity: never more than are in flight), and it acknowledges them with their effects
-    in one ``ack_many`` transaction per batch: whatever arrived while the last batch was
-    being written, up to ``ack_batch``.
+    capacity: never more messages than items in flight), and it acknowledges them with
+    their effects in one ``ack_many`` transaction per batch: whatever arrived while the
+    last batch was being written, up to ``ack_batch``.
+
+    A message is a list of successes: a worker handling quick items back to back sends
+    them together (see :meth:`send`), because every message costs the actor a trip
+    through the scheduler (measured: one per item was ~20 % of a no-op pipeline's CPU).
     """
 
     def __init__(self, store: Store, config: PipelineConfig, flight: Flight) -> None:
@@ -47,7 +54,7 @@ class Settler:
         # everything there is and is written.
         self._pending = 0
         # The store has its own timeouts; a slow commit is not a hung settler.
-        self.actor: Actor[tuple[Handled, list[str]], None] = Actor(
+        self.actor: Actor[list[Entry], None] = Actor(
             "settler",
             lambda: _Batches(self),
             capacity=flight.capacity,
@@ -59,18 +66,31 @@ class Settler:
         return self.actor.child_spec("settler", restart=Restart.PERMANENT, shutdown_timeout=1.0)
 
     async def delivered(self, handled: Handled, effects: list[str]) -> None:
-        """Queue a successful item for its batched ack (waits only if the settler lags)."""
-        entry = (handled, effects)
+        """Queue one successful item for its batched ack (waits only if the settler lags)."""
+        await self.send([(handled, effects)])
+
+    async def send(self, entries: list[Entry]) -> None:
+        """Queue successful items (one message) for their batched ack."""
         self._pending += 1
         try:
-            # No reschedule per item while the settler keeps up; the worker yields anyway.
-            self.actor.cast_nowait(entry)
+            # No reschedule per message while the settler keeps up; the sender yields anyway.
+            self.actor.cast_nowait(entries)
         except anyio.WouldBlock:
             try:
-                await self.actor.cast(entry)
+                await self.actor.cast(entries)
             except BaseException:
                 self._pending -= 1
                 raise
+
+    def send_nowait(self, entries: list[Entry]) -> bool:
+        """:meth:`send` without waiting; False (nothing queued) if the mailbox is full or
+        closed."""
+        try:
+            self.actor.cast_nowait(entries)
+        except (anyio.WouldBlock, anyio.ClosedResourceError):
+            return False
+        self._pending += 1
+        return True
 
     async def undelivered(self, handled: Handled, error: SinkFailed) -> Outcome:
         """A sink failed every try: the item's attempt fails."""
@@ -108,7 +128,7 @@ class Settler:
             return Outcome.DEAD_LETTERED
         return Outcome(result.state.value)
 
-    async def _write(self, batch: list[tuple[Handled, list[str]]]) -> None:
+    async def _write(self, batch: list[Entry]) -> None:
         """Acknowledge ``batch`` in one transaction and report each item's outcome."""
         flight = self._flight
         counts = flight.counts
@@ -153,7 +173,7 @@ class Settler:
                     log.warning("heartbeat refused: lease lost", extra={"item_id": item_id})
 
 
-class _Batches(Behaviour[tuple[Handled, list[str]], None]):
+class _Batches(Behaviour[list[Entry], None]):
     """The settler's behaviour: gather casts, write a batch when none is left to gather
     (or ``ack_batch`` is reached). A fresh one per incarnation: a batch that failed to be
     written was let go of (see :meth:`Settler._write`)."""
@@ -163,14 +183,18 @@ class _Batches(Behaviour[tuple[Handled, list[str]], None]):
     def __init__(self, settler: Settler) -> None:
         self._settler = settler
         self._limit = settler._config.ack_batch
-        self._batch: list[tuple[Handled, list[str]]] = []
+        self._batch: list[Entry] = []
 
-    async def handle(self, ctx: ActorContext, message: tuple[Handled, list[str]]) -> None:
+    async def handle(self, ctx: ActorContext, message: list[Entry]) -> None:
         settler = self._settler
         settler._pending -= 1
         batch = self._batch
-        batch.append(message)
-        if settler._pending > 0 and len(batch) < self._limit:
-            return
-        self._batch = []
-        await settler._write(batch)
+        batch += message
+        limit = self._limit
+        while len(batch) >= limit:
+            self._batch = batch[limit:]
+            await settler._write(batch[:limit])
+            batch = self._batch
+        if batch and settler._pending == 0:
+            self._batch = []
+            await settler._write(batch)

@@ -25,12 +25,18 @@ from runtime.pipeline._flight import Flight
 from runtime.pipeline._handler import AsyncHandler, HandlerContext
 from runtime.pipeline._outbound import Handled, Outbound
 from runtime.pipeline._outcome import Outcome
-from runtime.pipeline._settler import Settler
+from runtime.pipeline._settler import Entry, Settler
 from runtime.pipeline._watchdog import HandlerWatch
 from runtime.store import Store, WorkItem
 from supervisors import ChildSpec, PartitionSupervisor, heartbeat, partition_for
 
 __all__ = ["Workers"]
+
+# A message to the settler costs it a scheduler round trip: quick successes travel
+# together, up to this many, and none waits longer than this (seconds) for company.
+_SEND_EVERY = 16
+_SEND_AGE = 0.002
+_NO_EFFECTS: list[str] = []
 
 
 def _partition_keys(partitions: int) -> list[str]:
@@ -97,6 +103,9 @@ class Workers:
         self._blocked: dict[str, str] = {}
         self._parked: dict[str, deque[WorkItem]] = {}
         self._ready: list[deque[WorkItem]] = [deque() for _ in range(config.partitions)]
+        # Per partition, successes not sent to the settler yet: sent together when the
+        # worker is about to wait, has _SEND_EVERY of them, or the oldest is _SEND_AGE old.
+        self._unsent: list[list[Entry]] = [[] for _ in range(config.partitions)]
         # Bound to the running event loop by bind().
         self._clock: Callable[[], float] = time.monotonic
         self._cancelled: type[BaseException] = BaseException
@@ -180,6 +189,8 @@ class Workers:
                 # Raised after the task group, so the supervisor sees the handler's own
                 # exception (its type in restart records), not a group around it.
                 crash = exc
+            finally:
+                self._let_go_of_unsent(index)
             tg.cancel_scope.cancel()
         if crash is not None:
             raise crash
@@ -198,21 +209,32 @@ class Workers:
         handled = 0
         ready = self._ready[index]
         strict = self._strict
+        unsent = self._unsent[index]
         while True:
             now = clock()
             if now - beat_at >= beat_every:
                 heartbeat()
                 beat_at = now
+            if unsent and (len(unsent) >= _SEND_EVERY or now - unsent[0][0].handled_at > _SEND_AGE):
+                await self._send(index)
             if ready:
                 item = ready.popleft()
             else:
                 try:
-                    received = await receive_within(inbox, idle)
+                    item = inbox.receive_nowait()
+                except anyio.WouldBlock:
+                    # About to wait: what was handled goes to the settler first.
+                    if unsent:
+                        await self._send(index)
+                    try:
+                        received = await receive_within(inbox, idle)
+                    except anyio.EndOfStream:
+                        return True
+                    if received is None:
+                        continue
+                    item = received
                 except anyio.EndOfStream:
                     return True
-                if received is None:
-                    continue
-                item = received
             if strict and self._park(item):
                 continue
             await self._process(index, item, watch)
@@ -225,6 +247,23 @@ class Workers:
                 # Items taken without waiting and a handler that never awaits would
                 # otherwise starve the intake and the settler.
                 await anyio.lowlevel.checkpoint()
+
+    async def _send(self, index: int) -> None:
+        """Send partition ``index``'s successes to the settler, in one message."""
+        unsent = self._unsent[index]
+        entries = unsent.copy()
+        unsent.clear()  # in place: the worker loop holds this list
+        await self._settler.send(entries)
+
+    def _let_go_of_unsent(self, index: int) -> None:
+        """A worker ends (a crash, a stop) with successes not sent: send them if the
+        settler takes them at once, else release them (their leases expire, they rerun)."""
+        unsent = self._unsent[index]
+        entries = unsent.copy()
+        unsent.clear()
+        if entries and not self._settler.send_nowait(entries):
+            for handled, _ in entries:
+                self._flight.release(handled.item)
 
     def _park(self, item: WorkItem) -> bool:
         """Strict order: hold ``item`` if its key waits for another item's retry."""
@@ -322,11 +361,12 @@ class Workers:
             # The watchdog cancelled the segment: record this item's outcome shielded; the
             # cancellation lands at the worker's next wait.
             with anyio.CancelScope(shield=True):
-                return await self._pass_on(item, result, error, latency, began)
-        return await self._pass_on(item, result, error, latency, began)
+                return await self._pass_on(index, item, result, error, latency, began)
+        return await self._pass_on(index, item, result, error, latency, began)
 
     async def _pass_on(
         self,
+        index: int,
         item: WorkItem,
         result: bytes | None,
         error: Exception | None,
@@ -334,11 +374,12 @@ class Workers:
         began: float,
     ) -> tuple[Outcome, Exception | None]:
         if error is None:
-            handled = Handled(item, result, latency, began)
+            handled = Handled(item, result, latency, began, self._clock())
             if self.outbound is not None:
                 await self.outbound.send(handled)
             else:
-                await self._settler.delivered(handled, [])
+                # Sent with the partition's next successes (see _work_segment).
+                self._unsent[index].append((handled, _NO_EFFECTS))
             return Outcome.PENDING, None
         if isinstance(error, TimeoutError):
             self._flight.counts["timeouts"] += 1
