@@ -77,8 +77,11 @@ class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         drain: stop once nothing is waiting, scheduled or leased (``--drain``).
         key_order: :class:`KeyOrder`; ``strict`` holds a key's later items while an
             earlier one waits for its retry.
-        max_held: most items ``strict`` key order holds at once; when reached, leasing
-            waits until held items are released.
+        max_held: most items ``strict`` key order parks at once (they do not count
+            against ``max_in_flight``, so parked items never stop the earlier item's
+            retry from being leased); past it a further item of a waiting key is let go
+            of: its lease expires and it is leased again later (the expiry counts as an
+            attempt).
         progress_interval_s: emit a ``[progress]`` line this often (never when None).
         outbound_partitions: outbound actors delivering results to the sinks, keyed like the
             workers (so one key's effects are delivered in order); unused without sinks.

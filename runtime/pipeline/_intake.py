@@ -102,7 +102,7 @@ class Intake:
         if self._stopping.is_set():
             return False
         room = flight.room()
-        if room < 1 or flight.held >= cfg.max_held:
+        if room < 1:
             await flight.freed()
             return True
         if room < self._worthwhile:

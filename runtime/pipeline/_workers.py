@@ -110,6 +110,8 @@ class Workers:
         self._clock: Callable[[], float] = time.monotonic
         self._cancelled: type[BaseException] = BaseException
         self.timeouts = 0
+        #: Strict order: items let go of because ``max_held`` items were parked already.
+        self.let_go = 0
 
     def bind(self, clock: Callable[[], float], cancelled: type[BaseException]) -> None:
         """Use the running loop's clock and cancellation exception."""
@@ -273,8 +275,15 @@ class Workers:
         blocker = self._blocked.get(key)
         if blocker is None or blocker == item.id:
             return False
+        flight = self._flight
+        if flight.held >= self._config.max_held:
+            # Past the bound: let go of it (no write). Its lease expires and it is leased
+            # again later, behind its key's earlier items.
+            self.let_go += 1
+            flight.release(item)
+            return True
         self._parked.setdefault(key, deque()).append(item)
-        self._flight.held += 1
+        flight.held += 1
         return True
 
     def _ordered(self, index: int, item: WorkItem, outcome: Outcome) -> None:

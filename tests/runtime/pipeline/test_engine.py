@@ -386,3 +386,69 @@ async def test_strict_order_lets_parked_items_go_on_stop(
         pipeline.stop()
     assert pipeline.drained
     assert pipeline.statistics().held == 0
+
+
+async def test_past_the_abandoned_bound_a_hung_thread_costs_a_slot(autojump_clock: Clock) -> None:
+    pool = ThreadPool(1, 0)
+    release = threading.Event()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_tick)
+            with trio.move_on_after(1):
+                await pool.run(release.wait)
+            assert pool.statistics().abandoned == 1
+            ran: list[str] = []
+            with trio.move_on_after(5):
+                ran.append(await pool.run(str, "ran"))
+            assert ran == []  # no thread left: the abandoned one holds the last
+            release.set()
+            with trio.fail_after(60):
+                assert await pool.run(str, "ran") == "ran"
+            nursery.cancel_scope.cancel()
+    finally:
+        release.set()
+    assert pool.statistics().abandoned == 0
+
+
+async def test_strict_order_never_parks_more_than_max_held(
+    store: SQLiteStore, autojump_clock: Clock
+) -> None:
+    await enqueue(store, ["first"] + [str(n) for n in range(12)], key="k")
+    most = 0
+
+    async def handler(item: WorkItem) -> None:
+        nonlocal most
+        most = max(most, pipeline.statistics().held)
+        if item.payload == b"first" and item.attempt == 1:
+            raise ConnectionError("retry later")
+
+    cfg = config(
+        key_order=KeyOrder.STRICT, max_held=3, lease_batch=2, poll_interval_s=0.05, lease_s=5.0
+    )
+    pipeline = Pipeline(store, handler, config=cfg)
+    assert await run_until_settled(pipeline)
+    assert 1 <= most <= 3
+    assert pipeline._workers.let_go > 0  # past the bound: let go of, leased again later
+    assert pipeline.statistics().succeeded == 13
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("partitions", 0),
+        ("threads", 0),
+        ("threads", 5000),
+        ("max_abandoned_threads", -1),
+        ("max_held", 0),
+        ("max_in_flight", 0),
+        ("lease_s", 0.0),
+        ("poll_interval_s", -1.0),
+        ("handler_timeout_s", 0.0),
+        ("drain_timeout_s", -1.0),
+        ("lease_concurrency", 100),
+    ],
+)
+def test_pipeline_config_bounds(field: str, value: object) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        PipelineConfig(**{field: value})  # type: ignore[arg-type]
+    assert caught.value.field == field
