@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import signal
+import sqlite3
 import threading
 
 from tests.runtime.cli.conftest import Garrison

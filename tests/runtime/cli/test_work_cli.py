@@ -96,7 +96,7 @@ def test_work_passes_the_context_to_a_two_argument_handler(garrison: Garrison) -
         "0.01",
     )
     assert code == 0, err
-    assert handlers.SEEN == [f"{item_id}:HandlerContext"]
+    assert [f"{item_id}:HandlerContext"] == handlers.SEEN
 
 
 def test_a_handler_with_the_wrong_signature_is_refused(garrison: Garrison) -> None:
