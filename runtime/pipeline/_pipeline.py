@@ -37,6 +37,7 @@ from runtime import telemetry
 from runtime._errors import PressureRejected
 from runtime._loop import fast_clock
 from runtime._structure import first_leaf
+from runtime.actors import ActorStatistics
 from runtime.pipeline._config import PipelineConfig
 from runtime.pipeline._flight import Flight, SettledHook
 from runtime.pipeline._handler import Handler, adapt_handler, default_owner
@@ -294,6 +295,13 @@ class Pipeline:
             drain_completed=self.drain_completed,
             threads=self.threads.statistics(),
         )
+
+    def stages(self) -> dict[str, ActorStatistics]:
+        """A snapshot of every stage actor (intake, outbound, settler) by name."""
+        actors = [*self.intake.actors, self.settler.actor]
+        if self.outbound is not None:
+            actors += self.outbound.actors
+        return {actor.name: actor.statistics() for actor in actors}
 
     @property
     def degraded(self) -> bool:

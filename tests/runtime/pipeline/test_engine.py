@@ -98,6 +98,8 @@ async def test_all_four_handler_forms_run(store: SQLiteStore, autojump_clock: Cl
         await enqueue(store, ["x"])
         await Pipeline(store, handler, config=config(drain=True)).run()
     assert [s[0] for s in seen] == ["sync_item", "sync_ctx", "async_item", "async_ctx"]
+    stages = Pipeline(store, async_ctx, config=config(lease_concurrency=2)).stages()
+    assert sorted(stages) == ["intake-0", "intake-1", "settler"]
     assert seen[1][2] in (0, 1) and seen[3][2] in (0, 1)
 
 
@@ -348,6 +350,9 @@ async def _effects_in_order(store: SQLiteStore, order: KeyOrder) -> list[bytes]:
     pipeline = Pipeline(store, handler, sinks=[sink], config=cfg)
     assert await run_until_settled(pipeline)
     assert pipeline.statistics().held == 0
+    stages = pipeline.stages()
+    assert sum(stages[f"outbound-{n}"].handled for n in range(cfg.outbound_partitions)) == 3
+    assert stages["settler"].handled >= 1
     keys = [key for _, _, key in sink.delivered]
     assert len(set(keys)) == len(keys) == 3
     for key in keys:
