@@ -298,10 +298,11 @@ class Pipeline:
 
     def stages(self) -> dict[str, ActorStatistics]:
         """A snapshot of every stage actor (intake, outbound, settler) by name."""
-        actors = [*self.intake.actors, self.settler.actor]
+        stats = {a.name: a.statistics() for a in self.intake.actors}
+        stats[self.settler.actor.name] = self.settler.actor.statistics()
         if self.outbound is not None:
-            actors += self.outbound.actors
-        return {actor.name: actor.statistics() for actor in actors}
+            stats.update((a.name, a.statistics()) for a in self.outbound.actors)
+        return stats
 
     @property
     def degraded(self) -> bool:
