@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -84,34 +84,45 @@ def read_lines(
                 "split it (each file is enqueued in one transaction)",
                 field="from_file",
             )
-        for number, raw in _numbered_lines(handle, path):
-            if not raw.strip():
-                continue
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ValidationFailed(
-                    f"{path}:{number}: not valid UTF-8 at byte {exc.start + 1} of the line",
-                    field="from_file",
-                ) from exc
-            try:
-                line = _line_decoder.decode(raw)
-                item = NewItem(
-                    topic=line.topic,
-                    payload=bytes(line.payload),
-                    key=line.key,
-                    priority=line.priority,
-                    idempotency_key=line.idempotency_key,
-                    max_attempts=line.max_attempts,
-                    sha256=line.sha256,
-                    correlation_id=line.correlation_id,
-                )
-                validate_new_item(item, max_payload_bytes=limit)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise ValidationFailed(f"{path}:{number}: {exc}") from exc
-            except ValidationFailed as exc:
-                raise ValidationFailed(f"{path}:{number}: {exc}", field=exc.field) from exc
-            yield item
+        yield from parse_lines(_numbered_lines(handle, path), str(path), limit)
+
+
+def parse_lines(lines: Iterable[tuple[int, bytes]], source: str, limit: int) -> Iterator[NewItem]:
+    """Items of numbered JSON lines (blank ones skipped), each validated as the store's
+    intake gate would; the first bad line stops it.
+
+    Raises:
+        ValidationFailed: a line is not UTF-8, not an item, or refused; the message starts
+            with ``source:number:``.
+    """
+    for number, raw in lines:
+        if not raw.strip():
+            continue
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationFailed(
+                f"{source}:{number}: not valid UTF-8 at byte {exc.start + 1} of the line",
+                field="from_file",
+            ) from exc
+        try:
+            line = _line_decoder.decode(raw)
+            item = NewItem(
+                topic=line.topic,
+                payload=bytes(line.payload),
+                key=line.key,
+                priority=line.priority,
+                idempotency_key=line.idempotency_key,
+                max_attempts=line.max_attempts,
+                sha256=line.sha256,
+                correlation_id=line.correlation_id,
+            )
+            validate_new_item(item, max_payload_bytes=limit)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ValidationFailed(f"{source}:{number}: {exc}", field="from_file") from exc
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"{source}:{number}: {exc}", field=exc.field) from exc
+        yield item
 
 
 def _numbered_lines(handle: BinaryIO, path: Path) -> Iterator[tuple[int, bytes]]:
