@@ -542,10 +542,10 @@ CASES: list[Case] = [
     ("dlq-limit-word", ("dlq", "list", "--limit", "all"), 2, "'--limit'", None),
     ("dlq-format-xml", ("dlq", "list", "--format", "xml"), 2, "--format must be one of", None),
     ("dlq-topic-bad-utf8", ("dlq", "list", "--topic", BAD), 2, "--topic is not valid UTF-8", None),
-    ("dlq-get-unknown", ("dlq", "get", "0" * 32), 2, "", None),
+    ("dlq-get-unknown", ("dlq", "get", "0" * 32), 2, "no dead letter with id", None),
     ("dlq-get-bad-utf8", ("dlq", "get", BAD), 2, "ITEM_ID is not valid UTF-8", None),
     ("dlq-get-missing-id", ("dlq", "get"), 2, "Missing argument", None),
-    ("dlq-replay-unknown", ("dlq", "replay", "0" * 32), 2, "", None),
+    ("dlq-replay-unknown", ("dlq", "replay", "0" * 32), 2, "no dead letter with id", None),
     ("dlq-replay-bad-utf8", ("dlq", "replay", f"x{BAD}"), 2, "ITEM_ID is not valid UTF-8", None),
     (
         "dlq-replay-partitions-zero",
@@ -569,7 +569,7 @@ CASES: list[Case] = [
         "longer than 100 years",
         None,
     ),
-    ("dlq-archive-unknown", ("dlq", "archive", "0" * 32), 2, "", None),
+    ("dlq-archive-unknown", ("dlq", "archive", "0" * 32), 2, "no dead letter with id", None),
     (
         "dlq-purge-older-garbage",
         ("dlq", "purge", "--older-than", "yesterday"),
