@@ -181,9 +181,11 @@ def enqueue(
     if from_file is not None:
         if topic is not None or payload is not None:
             fail("--from-file cannot be combined with --topic/--payload", EXIT_BAD_INPUT)
+        # Validated whole before the store is opened: a bad line changes nothing.
+        with friendly_errors():
+            items = list(read_lines(from_file, max_payload_bytes, max_file_bytes=max_file_bytes))
 
         async def bulk() -> int:
-            items = list(read_lines(from_file, max_payload_bytes, max_file_bytes=max_file_bytes))
             async with open_store(path, config) as store:
                 return sum(r.created for r in await store.enqueue_many(items))
 
@@ -191,8 +193,7 @@ def enqueue(
         return
     if topic is None or payload is None:
         fail("give --topic and --payload, or --from-file", EXIT_BAD_INPUT)
-
-    async def single() -> str:
+    with friendly_errors():
         item = NewItem(
             topic=topic,
             payload=parse_payload(payload),
@@ -203,6 +204,8 @@ def enqueue(
             sha256=sha256,
         )
         validate_new_item(item, max_payload_bytes=max_payload_bytes)
+
+    async def single() -> str:
         async with open_store(path, config) as store:
             return (await store.enqueue(item)).id
 
