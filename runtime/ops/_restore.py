@@ -211,7 +211,9 @@ def _swap(
     try:
         with os.fdopen(fd, "wb") as out, backup.open("rb") as src:
             shutil.copyfileobj(src, out, 1024 * 1024)
-            os.fchmod(out.fileno(), _mode_of(db))
+            # 0600 whatever the replaced file's mode: the restored database holds the same
+            # payloads and errors, and Garrison creates every database private.
+            os.fchmod(out.fileno(), FILE_MODE)
             out.flush()
             os.fsync(out.fileno())
         if sha256_file(staging) != manifest.sha256:
@@ -240,15 +242,6 @@ def _swap(
         sha256=manifest.sha256,
         rows=rows,
     )
-
-
-def _mode_of(db: Path) -> int:
-    # The replaced file's owner and group bits (an operator may share it with a group),
-    # never other users': a restored database holds the same payloads and errors.
-    try:
-        return db.stat().st_mode & 0o660
-    except FileNotFoundError:
-        return FILE_MODE
 
 
 def _not_garrison(db: Path) -> str | None:
