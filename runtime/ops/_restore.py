@@ -246,7 +246,8 @@ def _swap(
 
 def _not_garrison(db: Path) -> str | None:
     """Why the file at ``db`` is not a Garrison database, or None if it is one (perhaps a
-    damaged one), is empty, or is missing."""
+    damaged one: unreadable past its header, or with a destroyed header but a Garrison use
+    lock next to it), is empty, or is missing."""
     try:
         with db.open("rb") as fh:
             header = fh.read(len(SQLITE_HEADER))
@@ -255,7 +256,9 @@ def _not_garrison(db: Path) -> str | None:
     if not header:
         return None
     if header != SQLITE_HEADER:
-        return "not a SQLite file"
+        # A Garrison store opening a SQLite file leaves its use lock next to it: with one
+        # there, this is a Garrison database whose first page was destroyed.
+        return None if db.with_name(db.name + ".lock").exists() else "not a SQLite file"
     try:
         with closing(sqlite3.connect(_uri(db, "ro"), uri=True, timeout=0)) as conn:
             found = tables(conn)

@@ -252,6 +252,10 @@ def test_restore_replaces_a_damaged_or_empty_garrison_file(
         fh.seek(100)
         fh.write(b"\xa5" * 8000)
     assert restore(made, db, clock=fake_clock).pre_restore is not None
+    with db.open("r+b") as fh:  # the header too: the store's use lock says whose it was
+        fh.write(b"\xa5" * 8000)
+    assert db.with_name("q.db.lock").exists()
+    assert restore(made, db, clock=fake_clock).pre_restore is not None
     empty = tmp_path / "empty.db"
     empty.touch()
     assert restore(made, empty, clock=fake_clock).pre_restore is not None
