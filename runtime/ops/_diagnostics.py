@@ -10,6 +10,7 @@ database, a missing log) holds the error instead; the bundle is still written.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -65,7 +66,10 @@ _LINE_WORDS = ("authorization", "cookie", "headers")
 REDACT_ENV = "GARRISON_REDACT"
 
 _URL_USERINFO = re.compile(
-    r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s\"']*)(?P<password>:[^@/\s\"']*)?@",
+    # A scheme starts where a run of scheme characters starts (not at every \b inside
+    # "a.b.c..."), so a long dotted string costs linear time, not quadratic.
+    r"(?<![a-z0-9+.-])(?P<scheme>[a-z][a-z0-9+.-]*+://)"
+    r"(?P<user>[^:/@\s\"']*)(?P<password>:[^@/\s\"']*)?@",
     re.IGNORECASE,
 )
 _AUTH_SCHEME = re.compile(
@@ -101,17 +105,26 @@ def _is_secret_name(name: str, words: Sequence[str]) -> bool:
     return any(word in lowered for word in words)
 
 
-def _text_patterns(words: Sequence[str]) -> list[tuple[re.Pattern[str], str]]:
-    alternatives = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+@functools.lru_cache(maxsize=32)
+def _text_patterns(words: tuple[str, ...]) -> list[tuple[re.Pattern[str], str]]:
+    # A name is matched from its first character only, checked by a lookahead, then taken
+    # whole (possessive): no backtracking inside long runs of word characters, so a
+    # megabyte of base64 in a log line is scanned in linear time.
+    def name(alternatives: str) -> str:
+        return (
+            rf"(?<![\w.-])(?=[\w.-]*?(?:{alternatives}))[\w.-]++"
+            r"(?<!Error)(?<!Exception)(?<!Warning)"  # "KeyError: 'x'" names no secret
+        )
+
+    secret = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
     lines = "|".join(_LINE_WORDS)
     quote = r"(?:\\?[\"'])?"  # a name may be quoted, or quoted inside a JSON string
-    name_end = r"(?<!Error)(?<!Exception)(?<!Warning)"  # "KeyError: 'x'" names no secret
-    quoted = r"\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"(?:[^\"\\]|\\.)*\"|'[^'\n]*'"
+    quoted = r"\\\"(?:[^\"\\\n]|\\[^\"\n])*\\\"|\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'"
     return [
         # "Cookie: a=1; b=2" — the value is the rest of the line (or of the quoted string)
         (
             re.compile(
-                rf"(?i)({quote}[\w.-]*(?:{lines})[\w.-]*{name_end}{quote}\s*[=:]\s*)"
+                rf"(?i)({quote}{name(lines)}{quote}\s*[=:]\s*)"
                 rf"(?!\[redacted\])({quoted}|[^\n\"'\\]+)"
             ),
             r"\1" + REDACTED,
@@ -119,7 +132,7 @@ def _text_patterns(words: Sequence[str]) -> list[tuple[re.Pattern[str], str]]:
         # password=hunter2, "token": "abc", api_key: 'x y'
         (
             re.compile(
-                rf"(?i)({quote}[\w.-]*(?:{alternatives})[\w.-]*{name_end}{quote}\s*[=:]\s*)"
+                rf"(?i)({quote}{name(secret)}{quote}\s*[=:]\s*)"
                 rf"(?!\[redacted\])({quoted}|[^\s,;&\"'\\)\]}}]+)"
             ),
             r"\1" + REDACTED,
