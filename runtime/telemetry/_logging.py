@@ -18,6 +18,7 @@ import msgspec
 from opentelemetry import trace
 
 from runtime._errors import ValidationFailed
+from runtime._files import PrivateRotatingFileHandler, ensure_private_dir
 
 __all__ = ["JsonFormatter", "LogConfig", "configure_logging", "reset_logging"]
 
@@ -119,8 +120,8 @@ def configure_logging(config: LogConfig | None = None, *, stream: TextIO | None 
     reset_logging()
     handler: logging.Handler
     if config.file is not None:
-        Path(config.file).parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
+        ensure_private_dir(Path(config.file).parent)
+        handler = PrivateRotatingFileHandler(
             config.file,
             maxBytes=config.max_bytes,
             backupCount=config.backup_count,
