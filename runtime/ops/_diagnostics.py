@@ -35,7 +35,7 @@ from runtime.ops._connect import connection, queues
 from runtime.ops._doctor import DoctorConfig, diagnose
 from runtime.ops._stats import db_stats
 from runtime.store import StoreConfig
-from runtime.store import _queries as q
+from runtime.store.sqlite import queue_metrics
 
 REDACTED = "[redacted]"
 LOG_TAIL_BYTES = 1024 * 1024
@@ -242,7 +242,7 @@ def platform_info(db: Path) -> dict[str, Any]:
 def _metrics(db: Path, now: float, since_s: float) -> dict[str, Any]:
     with connection(db) as conn:
         return {
-            queue: msgspec.to_builtins(q.queue_metrics(conn, queue, now, since_s))
+            queue: msgspec.to_builtins(queue_metrics(conn, queue, now, since_s))
             for queue in queues(conn)
         }
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 
+from runtime._files import ensure_private_file
 from runtime.store import _rules as rules
 from runtime.store import _sqlite_tx as tx
 from runtime.store._backend import Expired
@@ -95,6 +96,10 @@ class SQLiteStore(QueueStore):
         config = config or StoreConfig()
         db = Path(path)
         check_path(db, create=create)
+        if create:
+            # Before SQLite creates it with 0644: payloads and errors are for this user only
+            # (SQLite gives its -wal and -shm files the database's mode).
+            ensure_private_file(db)
         # Held until close, so that a restore never swaps the file from under this store.
         use = shared_use(db, config.busy_timeout_s)
         try:
