@@ -24,8 +24,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from runtime.telemetry import TelemetryConfig, capture_telemetry, configure_telemetry, settled
 from runtime.telemetry._histograms import SECONDS_BUCKETS, HistogramSet, HistogramTable
-from runtime.telemetry._instruments import Instruments, histogram_set, use_instruments
 from runtime.telemetry._readers import MemoryReader, PeriodicReader
+from runtime.telemetry._registry import Instruments, histogram_set, use_instruments
 from tests.runtime.telemetry.test_instruments import leased
 
 

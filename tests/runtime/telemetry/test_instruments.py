@@ -16,7 +16,7 @@ from runtime.store import ItemState, NewItem, WorkItem
 from runtime.telemetry import (
     DEAD_LETTER_CONTEXT_KEY,
     Instruments,
-    _instruments,
+    _registry,
     capture_telemetry,
     current_instruments,
     dead_letter_written,
@@ -30,6 +30,7 @@ from runtime.telemetry import (
     pressure_transition,
     process_span,
     queue_depth,
+    register_depth_source,
     replay_span,
     settle_span,
     settled,
@@ -124,8 +125,8 @@ def test_queue_depth_gauge_from_samples_and_sources() -> None:
     with capture_telemetry() as cap:
         queue_depth("a", {"enqueued": 1, "leased": 2})
         source = Source()
-        unregister = _instruments.register_depth_source("b", source.depth)
-        unregister_broken = _instruments.register_depth_source("c", broken)
+        unregister = register_depth_source("b", source.depth)
+        unregister_broken = register_depth_source("c", broken)
         assert cap.value("garrison.queue.depth", garrison_queue="a", garrison_state="leased") == 2
         assert cap.value("garrison.queue.depth", garrison_queue="b") == 7
         del source
@@ -137,7 +138,7 @@ def test_queue_depth_gauge_from_samples_and_sources() -> None:
 
 
 def test_gauge_series_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_instruments, "MAX_GAUGE_SERIES", 2)
+    monkeypatch.setattr(_registry, "MAX_GAUGE_SERIES", 2)
     inst = Instruments()
     for n in range(5):
         inst.set_level(f"c{n}", 1)
@@ -217,7 +218,7 @@ def test_capture_restores_the_previous_instruments() -> None:
 
 def test_lazy_names_and_unknown_attribute() -> None:
     assert telemetry.TelemetryConfig().exporter == "none"
-    assert telemetry.HealthConfig().alert_failure_threshold == 5
+    assert telemetry.KeepRequiredSampler(0.5).ratio == 0.5
     with pytest.raises(AttributeError):
         _ = telemetry.nothing_here  # type: ignore[attr-defined]
 
