@@ -26,7 +26,7 @@ from runtime.telemetry import TelemetryConfig, capture_telemetry, configure_tele
 from runtime.telemetry._histograms import SECONDS_BUCKETS, HistogramSet, HistogramTable
 from runtime.telemetry._readers import MemoryReader, PeriodicReader
 from runtime.telemetry._registry import Instruments, histogram_set, use_instruments
-from tests.runtime.telemetry.test_instruments import leased
+from tests.runtime.telemetry.test_messaging import leased
 
 
 def table(max_series: int = 16) -> HistogramTable:

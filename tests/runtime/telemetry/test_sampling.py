@@ -44,7 +44,7 @@ from supervisors import ChildSpec, Supervisor, SupervisorEscalation
 from supervisors._telemetry import ESCALATION_SPAN as SUPERVISOR_ESCALATION_SPAN
 from supervisors._telemetry import RESTART_SPAN as SUPERVISOR_RESTART_SPAN
 from tests.runtime.cli.conftest import Garrison
-from tests.runtime.telemetry.test_instruments import leased
+from tests.runtime.telemetry.test_messaging import leased
 
 BASE = 1_800_000_000.0
 TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
