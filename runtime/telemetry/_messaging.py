@@ -3,7 +3,8 @@
 
 This is the per-item hot path (see bench/README.md, "Telemetry overhead"): attributes are
 built only for recording spans, memo tables are bounded, and the current
-:class:`~runtime.telemetry.Instruments` is read once per call.
+:class:`~runtime.telemetry.Instruments` is read at each call (so ``use_instruments``
+reaches every helper).
 
 The items are described by the attributes read here (:class:`OutgoingItem`,
 :class:`LeasedItem`), not by the store's types: the store reports through this package, so
