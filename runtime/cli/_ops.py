@@ -28,20 +28,20 @@ from runtime.cli._common import (
 )
 from runtime.cli._ops_common import ops_errors
 from runtime.ops import (
+    MB,
     DbStats,
     DoctorConfig,
     PurgeReport,
     Severity,
     build_bundle,
     db_stats,
+    default_bundle_name,
     diagnose,
     format_age,
     maintain,
     parse_age,
     purge,
 )
-from runtime.ops._diagnostics import default_bundle_name
-from runtime.ops._doctor import MB
 from runtime.time_parse import parse_since
 
 _DEFAULT = RetentionPolicy()

@@ -24,6 +24,7 @@ from runtime.actors import Mailbox
 from runtime.store import NewItem, SQLiteStore, StoreConfig, WorkItem, open_store
 from runtime.telemetry import (
     DEAD_LETTER_SPAN,
+    ESCALATION_SPAN,
     PRESSURE_SPAN,
     REPLAY_SPAN,
     REQUIRED_SPANS,
@@ -40,9 +41,10 @@ from runtime.telemetry import (
 )
 from runtime.worker import TerminalError, Worker, WorkerConfig
 from supervisors import ChildSpec, Supervisor, SupervisorEscalation
+from supervisors._telemetry import ESCALATION_SPAN as SUPERVISOR_ESCALATION_SPAN
 from supervisors._telemetry import RESTART_SPAN as SUPERVISOR_RESTART_SPAN
 from tests.runtime.cli.conftest import Garrison
-from tests.runtime.telemetry.test_instruments import leased
+from tests.runtime.telemetry.test_messaging import leased
 
 BASE = 1_800_000_000.0
 TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
@@ -233,7 +235,9 @@ def test_the_configured_provider_uses_the_sampler() -> None:
 
 
 def test_the_required_spans_are_those_operators_rely_on() -> None:
+    # Telemetry names the supervisors' spans without importing their private module.
     assert SUPERVISOR_RESTART_SPAN == RESTART_SPAN
+    assert SUPERVISOR_ESCALATION_SPAN == ESCALATION_SPAN
     assert sorted(REQUIRED_SPANS) == [
         "garrison.dead_letter.write",
         "garrison.pressure.transition",
