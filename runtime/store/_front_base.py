@@ -12,7 +12,7 @@ from runtime.store._envelope import ItemState, WorkItem
 from runtime.store._ready import ReadyMark
 from runtime.store._records import AuditEvent, QueueMetrics
 from runtime.telemetry import queue_depth
-from runtime.telemetry._instruments import register_depth_source
+from runtime.telemetry import register_depth_source
 
 
 class StoreBase:
