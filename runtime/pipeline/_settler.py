@@ -136,6 +136,7 @@ class Settler:
             refused = await self._store.ack_many(
                 [(h.item.id, h.item.lease_token or "") for h, _ in batch],
                 effects={h.item.id: keys for h, keys in batch if keys},
+                contexts=[h.item.trace_context for h, _ in batch],
             )
         except BaseException:
             # Not acknowledged: let go of them, their leases expire and they run again.

@@ -211,10 +211,14 @@ class QueueStore(StoreBase):
         leases: Sequence[tuple[str, str]],
         *,
         effects: Mapping[str, Sequence[str]] | None = None,
+        contexts: Sequence[Mapping[str, str] | None] | None = None,
     ) -> list[StaleLease | ItemNotFound | None]:
         """Acknowledge many ``(item_id, token)`` leases in one transaction.
 
-        ``effects`` maps item ids to effects-ledger keys recorded with their ack. Returns
+        ``effects`` maps item ids to effects-ledger keys recorded with their ack.
+        ``contexts`` are the items' trace contexts (``WorkItem.trace_context``): the batch's
+        ``ack`` span links to them, so it is traced with the journeys it settles and
+        dropped with them (at most ``MAX_SETTLE_LINKS`` links, sampled ones first). Returns
         one entry per lease: None when acknowledged, else the error that refused it (a
         stale lease does not stop the others, and its effects are not recorded).
         """
@@ -223,7 +227,7 @@ class QueueStore(StoreBase):
         if not batch:
             return []
         first = batch[0][0] if len(batch) == 1 else None
-        with settle_span("ack", count=len(batch), item_id=first):
+        with settle_span("ack", count=len(batch), item_id=first, contexts=contexts):
             return await backend.ack(batch, effects)
 
     async def fail(self, item_id: str, token: str, failure: Failure) -> FailOutcome:

@@ -11,8 +11,7 @@ from runtime.store._config import StoreConfig
 from runtime.store._envelope import ItemState, WorkItem
 from runtime.store._ready import ReadyMark
 from runtime.store._records import AuditEvent, QueueMetrics
-from runtime.telemetry import queue_depth
-from runtime.telemetry import register_depth_source
+from runtime.telemetry import queue_depth, register_depth_source
 
 
 class StoreBase:

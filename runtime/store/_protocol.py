@@ -67,6 +67,7 @@ class Consumer(Protocol):
         leases: Sequence[tuple[str, str]],
         *,
         effects: Mapping[str, Sequence[str]] | None = None,
+        contexts: Sequence[Mapping[str, str] | None] | None = None,
     ) -> list[StaleLease | ItemNotFound | None]:
         """Mark many succeeded; per-lease outcome."""
 

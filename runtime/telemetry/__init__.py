@@ -31,6 +31,7 @@ from runtime.telemetry._events import (
 )
 from runtime.telemetry._logging import JsonFormatter, LogConfig, configure_logging, reset_logging
 from runtime.telemetry._messaging import (
+    MAX_SETTLE_LINKS,
     LeasedItem,
     OutgoingItem,
     enqueue_span,
@@ -38,6 +39,7 @@ from runtime.telemetry._messaging import (
     lease_contended,
     process_span,
     queue_depth,
+    settle_links,
     settle_span,
     settled,
 )
@@ -138,6 +140,8 @@ __all__ = [
     "replay_span",
     "reset_logging",
     "run_progress",
+    "MAX_SETTLE_LINKS",
+    "settle_links",
     "settle_span",
     "settled",
     "use_instruments",

@@ -43,6 +43,8 @@ __all__ = [
     "lease_contended",
     "process_span",
     "queue_depth",
+    "MAX_SETTLE_LINKS",
+    "settle_links",
     "settle_span",
     "settled",
 ]
@@ -360,6 +362,30 @@ def settled(
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__qualname__}: {outcome}"))
 
 
+#: Most links a batch's settle span carries to the journeys it settles (OTel's default
+#: span limit is 128; a batch of hundreds would otherwise cost a link per item).
+MAX_SETTLE_LINKS: Final = 32
+
+
+def settle_links(contexts: Sequence[Mapping[str, str] | None]) -> list[Link]:
+    """Links to the enqueue contexts of a batch's items: sampled ones first, each once,
+    at most :data:`MAX_SETTLE_LINKS` (the sampler keeps the batch if any is sampled)."""
+    kept: list[Link] = []
+    dropped: list[Link] = []
+    seen: set[int] = set()
+    for carrier in contexts:
+        if not carrier:
+            continue
+        linked = parse_traceparent(carrier.get("traceparent"))
+        if linked is None or linked.span_id in seen:
+            continue
+        seen.add(linked.span_id)
+        (kept if linked.trace_flags.sampled else dropped).append(Link(linked))
+        if len(kept) >= MAX_SETTLE_LINKS:
+            break
+    return (kept + dropped)[:MAX_SETTLE_LINKS]
+
+
 class settle_span:
     """Messaging *settle* (``ack`` or ``nack``) for acknowledging or failing items.
 
@@ -368,14 +394,33 @@ class settle_span:
     without an exception, or nothing if that span was sampled out (a child span per item
     would double the tracing cost of the hot path). A batch, or a settle outside any span,
     gets its own span (kind CLIENT), current inside the block, with an exception leaving
-    the block recorded on it. Attributes are built only when something records.
+    the block recorded on it; given the items' trace ``contexts``, that span links to their
+    enqueues (:func:`settle_links`) and is sampled with them. Attributes are built only
+    when something records.
     """
 
-    __slots__ = ("_count", "_event", "_item_id", "_operation", "_own", "_span", "_token")
+    __slots__ = (
+        "_contexts",
+        "_count",
+        "_event",
+        "_item_id",
+        "_operation",
+        "_own",
+        "_span",
+        "_token",
+    )
 
-    def __init__(self, operation: str, *, item_id: str | None = None, count: int = 1) -> None:
+    def __init__(
+        self,
+        operation: str,
+        *,
+        item_id: str | None = None,
+        count: int = 1,
+        contexts: Sequence[Mapping[str, str] | None] | None = None,
+    ) -> None:
         self._operation = operation
         self._item_id = item_id
+        self._contexts = contexts
         self._count = count
         self._event = False
         self._own = False
@@ -389,7 +434,10 @@ class settle_span:
             self._event = parent.is_recording()
             self._span = parent
             return parent
-        span = _registry._current.tracer.start_span(self._operation, kind=SpanKind.CLIENT)
+        links = settle_links(self._contexts) if self._contexts else None
+        span = _registry._current.tracer.start_span(
+            self._operation, kind=SpanKind.CLIENT, links=links
+        )
         self._span = span
         self._own = True
         if span.is_recording():

@@ -165,8 +165,19 @@ async def test_ordinary_spans_follow_the_ratio(
         async with opened(tmp_path / "q.db") as store:
             await store.enqueue_many([NewItem(topic="t", payload=b"x") for _ in range(3)])
             await drain(store, lambda item: None)
+        # The engine acknowledges in batches: an ``ack`` span per batch, linked to the
+        # enqueues of the items it settles, so it is kept or dropped with their journeys.
+        journey = [name for name in names(handle) if name != "ack"]
         expected = ["send t", "process t", "process t", "process t"] if kept else []
-        assert sorted(names(handle), reverse=True) == expected
+        assert sorted(journey, reverse=True) == expected
+        acks = [s for s in finished(handle) if s.name == "ack"]
+        assert sum(
+            dict(s.attributes or {}).get("messaging.batch.message_count", 1) for s in acks
+        ) == (3 if kept else 0)
+        if kept:
+            [send] = [s for s in finished(handle) if s.name == "send t"]
+            for ack in acks:
+                assert [link.context.span_id for link in ack.links] == [send.context.span_id]
 
 
 async def test_a_dead_letter_stays_under_its_process_span_at_ratio_1(
@@ -346,6 +357,7 @@ async def test_the_enqueue_decides_for_the_whole_journey(
                 otel_context.detach(token)
             await drain(store, lambda item: None)
         processed = [s for s in finished(handle) if s.name == "process t"]
+        # The batches' ack spans too: they follow the journeys they settle.
         if not enqueue_sampled:
             assert finished(handle) == []
             return
