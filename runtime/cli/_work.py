@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Annotated
 
+import msgspec
 import typer
 
 from runtime.cli._common import DbOption, QueueOption, db_path, friendly_errors, run_async
@@ -33,6 +34,7 @@ from runtime.cli._telemetry_cli import (
 from runtime.pipeline import Pipeline, load_handler
 from runtime.store import StoreConfig, Synchronous, open_store
 from runtime.worker import run_until_signalled, worker_config
+from supervisors import LoopWatchConfig
 
 
 def work(
@@ -58,6 +60,15 @@ def work(
             help="A handler exception fails the item and restarts its worker partition.",
         ),
     ] = False,
+    loop_watch: Annotated[
+        float,
+        typer.Option(
+            help="Report (log with the loop's stack, span, counter) an event loop blocked "
+            "this many seconds, e.g. by a sync call in an async handler; 0 turns it off.",
+            min=0.0,
+            max=3600.0,
+        ),
+    ] = 1.0,
     lease_seconds: Annotated[float, typer.Option(help="Lease length in seconds.")] = 30.0,
     lease_batch: Annotated[int, typer.Option(help="Most items per lease call.")] = 64,
     drain: Annotated[
@@ -128,6 +139,9 @@ def work(
             threads=threads,
             let_it_crash=let_it_crash,
         ).pipeline_config()
+        if loop_watch > 0:
+            watch = LoopWatchConfig(threshold_s=loop_watch, interval_s=min(0.1, loop_watch / 4))
+            config = msgspec.structs.replace(config, loop_watch=watch)
         store_config = StoreConfig(
             queue=queue,
             synchronous=synchronous,

@@ -16,6 +16,7 @@ from policies import (
     ValidationFailed,
     check_bounds,
 )
+from supervisors import LoopWatchConfig
 
 __all__ = ["KeyOrder", "PipelineConfig"]
 
@@ -106,6 +107,9 @@ class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             burst of crashing items does not escalate to the root).
         root_restarts: restart intensity of the pipeline's root supervisor (its intake,
             settler, lease keeper, pressure monitor and the two partition supervisors).
+        loop_watch: run a :class:`~supervisors.LoopWatch` in the root supervisor: a thread
+            that reports (log with the loop's stack, span, counter) an event loop blocked
+            past its threshold, e.g. by a sync call in an async handler. None: off.
 
     Raises:
         ValidationFailed: a bound is not met (``field`` names it), or ``intake_pressure``
@@ -144,6 +148,7 @@ class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pressure_interval_s: Seconds = 0.5
     worker_restarts: RestartPolicy | None = None
     root_restarts: RestartPolicy = RestartPolicy(max_restarts=10, period_s=10.0)
+    loop_watch: LoopWatchConfig | None = None
 
     def __post_init__(self) -> None:
         check_bounds(self)

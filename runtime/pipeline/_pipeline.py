@@ -49,7 +49,7 @@ from runtime.pipeline._sinks import Sink
 from runtime.pipeline._threads import ThreadPool, ThreadPoolStatistics
 from runtime.pipeline._workers import Workers
 from runtime.store import EnqueueResult, NewItem, Store
-from supervisors import ChildSpec, Supervisor, SupervisorEscalation
+from supervisors import ChildSpec, LoopWatch, Supervisor, SupervisorEscalation
 
 __all__ = ["Pipeline", "PipelineStatistics"]
 
@@ -188,6 +188,7 @@ class Pipeline:
                 self.settler.child_spec(),
                 ChildSpec(id="lease_keeper", start=self.settler.keep_leases, shutdown_timeout=1.0),
                 ChildSpec(id="pressure", start=self._watch_pressure, shutdown_timeout=1.0),
+                *([LoopWatch(cfg.loop_watch).child_spec()] if cfg.loop_watch else []),
             ],
             policy=cfg.root_restarts,
             name=name,

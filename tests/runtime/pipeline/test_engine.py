@@ -3,8 +3,10 @@ batched lease extension, let-it-crash, restart backoff and strict key order."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +26,7 @@ from runtime.pipeline import (
     adapt_handler,
     takes_context,
 )
-from runtime.store import ItemState, NewItem, SQLiteStore, WorkItem
+from runtime.store import ItemState, NewItem, SQLiteStore, WorkItem, open_store
 from runtime.telemetry import capture_telemetry
 from supervisors import SupervisorEscalation
 from tests.runtime.pipeline.test_pipeline import RecordingSink, run_until_settled
@@ -457,3 +459,47 @@ def test_pipeline_config_bounds(field: str, value: object) -> None:
     with pytest.raises(ValidationFailed) as caught:
         PipelineConfig(**{field: value})  # type: ignore[arg-type]
     assert caught.value.field == field
+
+
+# -- loop watch --------------------------------------------------------------------------
+
+
+async def test_a_loop_watch_in_the_tree_reports_a_handler_that_blocks_the_loop(
+    tmp_path: Path,
+) -> None:
+    # Real time: a blocked loop is one that stops a real clock (no autojump here; every
+    # wait below is bounded).
+    from supervisors import LoopWatchConfig
+
+    reported = threading.Event()
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "blocked" in record.getMessage():
+                reported.set()
+
+    watcher = Seen()
+    logging.getLogger("garrison.supervisors").addHandler(watcher)
+    try:
+
+        async def blocking(item: WorkItem) -> None:
+            # A sync wait inside an async handler: the event loop stops. The watch's
+            # thread sees it and reports; its report is what ends the wait (bounded).
+            reported.wait(timeout=30)
+
+        watch = LoopWatchConfig(threshold_s=0.2, interval_s=0.05)
+        async with open_store(tmp_path / "w.db") as store:
+            await enqueue(store, ["x"])  # type: ignore[arg-type]
+            pipeline = Pipeline(store, blocking, config=config(loop_watch=watch))
+            ids: list[str] = []
+            with trio.fail_after(60):
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(pipeline.run)
+                    ids = [c.id for c in pipeline.root.which_children()]
+                    while pipeline.statistics().succeeded < 1:
+                        await trio.sleep(0.01)
+                    pipeline.stop()
+        assert "loop-watch" in ids
+        assert reported.is_set()
+    finally:
+        logging.getLogger("garrison.supervisors").removeHandler(watcher)
