@@ -23,6 +23,7 @@ from supervisors._errors import (
     ChildExited,
     ChildHung,
     ChildNotFound,
+    ChildRunning,
     ChildStartError,
     DuplicateChild,
     SupervisorError,
@@ -37,18 +38,26 @@ from supervisors._partition import (
     PartitionSupervisor,
     partition_for,
 )
-from supervisors._records import AutoShutdown, RestartRecord, Strategy, SupervisorStatistics
+from supervisors._records import (
+    AutoShutdown,
+    ChildCounts,
+    RestartRecord,
+    Strategy,
+    SupervisorStatistics,
+)
 from supervisors._supervisor import Supervisor
 
 __all__ = [
     "AutoShutdown",
     "ChildContext",
+    "ChildCounts",
     "ChildDown",
     "ChildExited",
     "ChildHung",
     "ChildInfo",
     "ChildMonitor",
     "ChildNotFound",
+    "ChildRunning",
     "ChildSpec",
     "ChildStart",
     "ChildStartError",

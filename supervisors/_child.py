@@ -51,7 +51,9 @@ class ChildState(enum.StrEnum):
     """Where a child is in its life, as ``which_children()`` reports it."""
 
     STARTING = "starting"
-    """Spawned (or waiting out a restart backoff), ``task_status.started()`` not yet called."""
+    """Spawned, ``task_status.started()`` not yet called."""
+    RESTARTING = "restarting"
+    """Waiting out a restart backoff before it is started again; it can be terminated."""
     RUNNING = "running"
     """Initialised: ``task_status.started()`` was called."""
     STOPPING = "stopping"

@@ -8,6 +8,7 @@ __all__ = [
     "ChildExited",
     "ChildHung",
     "ChildNotFound",
+    "ChildRunning",
     "ChildStartError",
     "DuplicateChild",
     "SupervisorError",
@@ -95,3 +96,7 @@ class DuplicateChild(SupervisorError, ValueError):
 
 class SupervisorNotRunning(SupervisorError):
     """The operation needs a running supervisor (inside ``run()``, not shutting down)."""
+
+
+class ChildRunning(SupervisorError):
+    """``restart_child``/``delete_child`` refused: the child is running (terminate it first)."""
