@@ -375,6 +375,9 @@ class EngineBase:
                 restarted=restarted,
             )
         )
-        if policy.backoff is None:
+        backoff = policy.backoff
+        if backoff is None:
             return 0.0
-        return policy.restart_delay(attempt, self._rng.random())
+        rand = self._rng.random() if backoff.jitter else 0.0
+        rand_up = self._rng.random() if backoff.random_factor else 0.0
+        return policy.restart_delay(attempt, rand, rand_up)

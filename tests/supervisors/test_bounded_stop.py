@@ -197,3 +197,22 @@ async def test_states_during_stop(autojump_clock: trio.testing.MockClock) -> Non
         await trio.testing.wait_all_tasks_blocked()
         assert [c.state for c in sup.which_children()] == [ChildState.STOPPING]
     assert [c.state for c in sup.which_children()] == [ChildState.STOPPED]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"id": ""}, "id"),
+        ({"shutdown_timeout": -1.0}, "shutdown_timeout"),
+        ({"heartbeat_timeout": 0.0}, "heartbeat_timeout"),
+        ({"heartbeat_timeout": float("inf")}, "heartbeat_timeout"),
+        ({"significant": True}, "significant"),
+    ],
+)
+def test_child_spec_bounds_name_the_field(kwargs: dict[str, Any], field: str) -> None:
+    async def start(*, task_status: Any) -> None:
+        task_status.started()
+
+    with pytest.raises(ValidationFailed) as info:
+        ChildSpec(**{"id": "x", "start": start, **kwargs})
+    assert info.value.field == field
