@@ -29,6 +29,7 @@ from supervisors._errors import (
     SupervisorError,
     SupervisorEscalation,
     SupervisorNotRunning,
+    TaskStopped,
     TooManyChildren,
 )
 from supervisors._heartbeat import ChildContext, current_child, heartbeat, shutdown_grace
@@ -46,6 +47,7 @@ from supervisors._records import (
     SupervisorStatistics,
 )
 from supervisors._supervisor import Supervisor
+from supervisors._tasks import TaskHandle, TaskSupervisor, TaskSupervisorStatistics
 
 __all__ = [
     "AutoShutdown",
@@ -78,6 +80,10 @@ __all__ = [
     "SupervisorEscalation",
     "SupervisorNotRunning",
     "SupervisorStatistics",
+    "TaskHandle",
+    "TaskStopped",
+    "TaskSupervisor",
+    "TaskSupervisorStatistics",
     "TooManyChildren",
     "current_child",
     "heartbeat",

@@ -14,6 +14,7 @@ __all__ = [
     "SupervisorError",
     "SupervisorEscalation",
     "SupervisorNotRunning",
+    "TaskStopped",
     "TooManyChildren",
 ]
 
@@ -100,3 +101,7 @@ class SupervisorNotRunning(SupervisorError):
 
 class ChildRunning(SupervisorError):
     """``restart_child``/``delete_child`` refused: the child is running (terminate it first)."""
+
+
+class TaskStopped(SupervisorError):
+    """A ``TaskSupervisor`` task was stopped (or abandoned) before it returned or raised."""
