@@ -220,15 +220,20 @@ class EngineBase:
         if child is not None and child.current is ctx:
             child.state = ChildState.RUNNING
 
-    def _spawn(self, child: Child, delay: float) -> ChildContext:
-        """Spawn an incarnation; it waits out ``delay`` (state ``restarting``) first."""
+    def _spawn(self, child: Child, delay: float, gate: ChildContext | None = None) -> ChildContext:
+        """Spawn an incarnation; it waits out ``delay`` (state ``restarting``) first.
+
+        ``gate``: the incarnation starts only once that one (the previous child of a
+        group restart) has called ``started()``; if it ended instead, this one does not
+        start at all and is left for the control loop, which restarts the group again.
+        """
         assert self._tg is not None
         child.alive = True
         ctx = self._new_context(child, anyio.current_time())
         if delay > 0.0:
             child.state = ChildState.RESTARTING
         self._live_tasks += 1
-        self._tg.start_soon(self._incarnation, child, ctx, delay, name=child.spec.id)
+        self._tg.start_soon(self._incarnation, child, ctx, delay, gate, name=child.spec.id)
         return ctx
 
     async def _start(self, child: Child, delay: float) -> bool:
@@ -237,14 +242,16 @@ class EngineBase:
         await ctx._settled.wait()
         return ctx.is_started
 
-    async def _incarnation(self, child: Child, ctx: ChildContext, delay: float) -> None:
+    async def _incarnation(
+        self, child: Child, ctx: ChildContext, delay: float, gate: ChildContext | None
+    ) -> None:
         """Run the child; restart it in this same task while that needs no one else."""
         first = True
         try:
             while True:
                 _current.set(ctx)
                 try:
-                    await self._run_child(child, ctx, delay, first)
+                    ran = await self._run_child(child, ctx, delay, first, gate)
                 except BaseException as exc:
                     # Not an Exception and not a cancellation (the child runs shielded):
                     # KeyboardInterrupt, SystemExit. The control task re-raises it.
@@ -255,6 +262,11 @@ class EngineBase:
                     return
                 ctx._mark_exited()
                 if ctx.stopping or child.current is not ctx:
+                    return
+                if not ran:
+                    # Its gate failed to start: handling that failure restarts this one.
+                    ctx.handled = True
+                    child.state = ChildState.STOPPED
                     return
                 restart = self._restart_in_place(child, ctx)
                 if restart is None:
@@ -267,14 +279,28 @@ class EngineBase:
                     return
                 ctx, delay = restart
                 first = False
+                gate = None
         finally:
             self._live_tasks -= 1
 
-    async def _run_child(self, child: Child, ctx: ChildContext, delay: float, first: bool) -> None:
+    async def _run_child(
+        self,
+        child: Child,
+        ctx: ChildContext,
+        delay: float,
+        first: bool,
+        gate: ChildContext | None,
+    ) -> bool:
+        """Run one incarnation; False if it never ran because its gate failed to start."""
         spec = child.spec
         try:
             with ctx._scope:
                 if not ctx.stopping:
+                    if gate is not None:
+                        if not gate._settled.is_set():
+                            await gate._settled.wait()
+                        if not gate.is_started:
+                            return False
                     if delay > 0.0:
                         child.state = ChildState.RESTARTING
                         await anyio.sleep(delay)
@@ -295,6 +321,7 @@ class EngineBase:
             # Outside the scope, so exception groups that also held our cancellation are
             # caught once the scope has taken its Cancelled out of them.
             ctx.error = exc
+        return True
 
     def _restart_in_place(
         self, child: Child, ctx: ChildContext

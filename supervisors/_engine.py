@@ -159,16 +159,17 @@ class Engine(AdminEngine):
                     if temporary and self.children.get(sibling.spec.id) is sibling:
                         # OTP deletes temporary children a group restart stopped.
                         del self.children[sibling.spec.id]
+            # Every target is spawned at once, each gated on the previous one's start, so
+            # the group comes up in start order without a hop through this task per child.
+            gate = None
             for target in restartable:
                 target.restarts += 1
-                if target is restartable[-1] and target is child and delay > 0.0:
-                    # Nothing waits for it: its backoff runs in its own task, unlocked,
-                    # and a failed start is queued like any other end.
-                    self._spawn(target, delay)
-                    break
-                if not await self._start(target, delay if target is child else 0.0):
-                    # Its end is queued; handling it restarts the rest of this group too.
-                    break
+                gate = self._spawn(target, delay if target is child else 0.0, gate)
+            if gate is not None and delay == 0.0:
+                # Held under the lock until the group is up (or a start failed, which is
+                # queued and restarts the group again), so admin calls never see it half
+                # started; never for a backoff, which must not hold the lock.
+                await gate._settled.wait()
         finally:
             # Reported once the replacement runs, so recording never delays recovery; the
             # span still starts at the decision and so measures the restart.

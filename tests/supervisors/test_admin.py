@@ -126,3 +126,64 @@ async def test_static_start_child_failure_keeps_permanent_spec() -> None:
         with pytest.raises(ChildStartError):
             await sup.restart_child("p")
         nursery.cancel_scope.cancel()
+
+
+async def test_group_restart_backoff_holds_no_lock(
+    autojump_clock: trio.testing.MockClock, puppets: Puppets
+) -> None:
+    sup = Supervisor([puppets.spec("a"), puppets.spec("b")], Strategy.ONE_FOR_ALL, BACKOFF)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        puppets.order("a", "crash")
+        await settle()
+        states = {c.id: c.state for c in sup.which_children()}
+        assert states == {"a": ChildState.RESTARTING, "b": ChildState.STARTING}
+        now = trio.current_time()
+        await sup.start_child(puppets.spec("c"))  # not held up by the 10 s backoff
+        assert trio.current_time() == now
+        await trio.sleep(10.5)
+        assert puppets.alive() == {"a", "b", "c"}
+        assert puppets.journal.of("start") == ["a", "b", "c", "a", "b"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_group_restart_with_a_failing_start_is_redone_in_order() -> None:
+    starts: list[str] = []
+    fail_b = [False]
+
+    def spec(child_id: str) -> ChildSpec:
+        async def start(*, task_status: trio.TaskStatus[None]) -> None:
+            starts.append(child_id)
+            if child_id == "b" and fail_b[0]:
+                fail_b[0] = False
+                raise Boom("b init")
+            task_status.started()
+            await trio.sleep_forever()
+
+        return ChildSpec(id=child_id, start=start)
+
+    crash = trio.Event()
+
+    async def a(*, task_status: trio.TaskStatus[None]) -> None:
+        starts.append("a")
+        task_status.started()
+        await crash.wait()
+        raise Boom("a")
+
+    sup = Supervisor(
+        [ChildSpec(id="a", start=a), spec("b"), spec("c")],
+        Strategy.ONE_FOR_ALL,
+        RestartPolicy(max_restarts=5),
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        starts.clear()
+        fail_b[0] = True
+        crash.set()
+        crash = trio.Event()
+        await settle()
+        # b's failed start stops the group start before c; the group is restarted again.
+        assert starts == ["a", "b", "a", "b", "c"]
+        assert {c.state for c in sup.which_children()} == {ChildState.RUNNING}
+        assert sup.statistics().restarts_total == 2
+        nursery.cancel_scope.cancel()
