@@ -68,10 +68,15 @@ class Backoff(msgspec.Struct, frozen=True, kw_only=True):
         # Compare in log space so a large attempt cannot overflow the float power.
         if self.min_s == 0.0:
             base = 0.0
-        elif self.multiplier == 1.0 or attempt * math.log(self.multiplier) < math.log(
-            self.max_s / self.min_s
+        elif self.multiplier == 1.0 or attempt * math.log(self.multiplier) < (
+            # Logs of each, not of the ratio: max_s / a subnormal min_s overflows.
+            math.log(self.max_s) - math.log(self.min_s)
         ):
-            base = self.min_s * self.multiplier**attempt
+            try:
+                base = self.min_s * self.multiplier**attempt
+            except OverflowError:
+                # Only for a subnormal min_s: the power overflows though the product fits.
+                base = math.exp(math.log(self.min_s) + attempt * math.log(self.multiplier))
         else:
             base = self.max_s
         shorter = 1.0 - self.jitter * min(max(rand, 0.0), 1.0)
