@@ -216,3 +216,59 @@ def test_child_spec_bounds_name_the_field(kwargs: dict[str, Any], field: str) ->
     with pytest.raises(ValidationFailed) as info:
         ChildSpec(**{"id": "x", "start": start, **kwargs})
     assert info.value.field == field
+
+
+async def test_base_exception_from_a_child_stops_all_and_is_reraised() -> None:
+    events, child = _journal()
+    go = trio.Event()
+
+    async def exiting(*, task_status: trio.TaskStatus[None]) -> None:
+        task_status.started()
+        await go.wait()
+        raise SystemExit(3)
+
+    sup = Supervisor([child("a"), ChildSpec(id="x", start=exiting)])
+    async with trio.open_nursery() as nursery:
+
+        async def trigger() -> None:
+            await trio.testing.wait_all_tasks_blocked()
+            go.set()
+
+        nursery.start_soon(trigger)
+        with trio.fail_after(5), pytest.raises(SystemExit):
+            await sup.run()
+    assert [(k, c) for k, c, _ in events] == [("stopping", "a"), ("stopped", "a")]
+
+
+async def test_random_factor_draws_from_the_injected_random(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    import random as random_module
+
+    from policies import Backoff, RestartPolicy
+
+    crashes = 0
+    up = trio.Event()
+
+    async def flaky(*, task_status: trio.TaskStatus[None]) -> None:
+        nonlocal crashes
+        task_status.started()
+        up.set()
+        if crashes == 0:
+            crashes += 1
+            raise RuntimeError("once")
+        await trio.sleep_forever()
+
+    class Fixed(random_module.Random):
+        def random(self) -> float:
+            return 0.5
+
+    policy = RestartPolicy(5, 100.0, Backoff(min_s=2.0, max_s=2.0, random_factor=1.0))
+    sup = Supervisor([ChildSpec(id="f", start=flaky)], policy=policy, random=Fixed())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        up = trio.Event()
+        with trio.fail_after(10):
+            await up.wait()
+        assert trio.current_time() == 3.0  # 2 s * (1 + 0.5 * 1.0)
+        nursery.cancel_scope.cancel()
