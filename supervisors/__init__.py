@@ -47,6 +47,7 @@ from supervisors._records import (
     Strategy,
     SupervisorStatistics,
 )
+from supervisors._stopping import abandoned_children
 from supervisors._supervisor import Supervisor
 from supervisors._tasks import TaskHandle, TaskSupervisor, TaskSupervisorStatistics
 
@@ -94,4 +95,5 @@ __all__ = [
     "heartbeat",
     "partition_for",
     "shutdown_grace",
+    "abandoned_children",
 ]

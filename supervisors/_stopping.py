@@ -26,7 +26,21 @@ from supervisors._down import DownReason
 from supervisors._heartbeat import ChildContext
 from supervisors._state import Child, reason_of
 
-__all__ = ["StoppingEngine"]
+__all__ = ["StoppingEngine", "abandoned_children"]
+
+# Children abandoned in this process: a process whose loop must end regardless asks this
+# (an abandoned task keeps ``trio.run``/``asyncio.run`` from returning).
+_abandoned_in_process = 0
+
+
+def abandoned_children() -> int:
+    """How many children supervisors of this process have abandoned since it started.
+
+    A command that must exit checks this after its tree stopped: if it moved, the event
+    loop would wait for the abandoned tasks, so it flushes and exits with ``os._exit``.
+    """
+    return _abandoned_in_process
+
 
 # Scheduling rounds (no time passes) a child killed at a hard deadline gets to unwind before
 # it is abandoned: enough for cleanup that only runs finally blocks and cancelled awaits.
@@ -83,6 +97,8 @@ class StoppingEngine(EngineBase):
             child.current = None
         child.state = ChildState.STOPPED
         self.abandoned_total += 1
+        global _abandoned_in_process
+        _abandoned_in_process += 1
         if child.spec.id not in self.abandoned_last:
             self.abandoned_last.append(child.spec.id)
         self.telemetry.abandoned(child.spec.id, child.spec.shutdown_timeout, self.kill_timeout)

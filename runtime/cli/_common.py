@@ -3,6 +3,7 @@ and JSON/table output."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -19,6 +20,7 @@ from rich.console import Console
 from policies import GarrisonError
 from runtime._errors import ItemNotFound, ReplayRefused, ValidationFailed
 from runtime.time_parse import parse_since
+from supervisors import abandoned_children
 
 T = TypeVar("T")
 
@@ -144,9 +146,32 @@ def friendly_errors() -> Iterator[None]:
 
 
 def run_async(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run a command's async body on Trio, with friendly errors."""
+    """Run a command's async body on Trio, with friendly errors.
+
+    If a supervisor abandoned a child that would not stop (see ``supervisors``' bounded
+    stop), Trio would wait for that task before returning: the command then flushes its
+    output and logs and exits at once with its own exit code, saying so on stderr.
+    """
+
+    async def body() -> T:
+        before = abandoned_children()
+        result = await fn()
+        abandoned = abandoned_children() - before
+        if abandoned:
+            code = result if isinstance(result, int) else 0
+            print(
+                f"garrison: {abandoned} supervised task(s) did not stop by their deadline; "
+                "exiting without waiting for them",
+                file=sys.stderr,
+            )
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return result
+
     with friendly_errors():
-        return anyio.run(fn, backend="trio")
+        return anyio.run(body, backend="trio")
 
 
 def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json")) -> str:
