@@ -6,24 +6,29 @@
 * :class:`Actor` — a :class:`Behaviour` run under a supervisor (:meth:`Actor.child_spec`)
   with a mailbox that outlives restarts, ``cast``, ``call`` with a timeout, hang detection
   by heartbeat, handler timeouts, and state checkpoints restored after a restart.
+* Lifecycle: ``started``/``pre_restart``/``stopped`` hooks and a :class:`Directive` per
+  handler exception (``Behaviour.on_error``: resume, restart, stop, escalate).
 """
 
-from runtime.actors._actor import (
-    Actor,
+from runtime.actors._actor import Actor, ActorStatistics
+from runtime.actors._behaviour import (
     ActorContext,
-    ActorStatistics,
     Behaviour,
     CheckpointStore,
+    Directive,
+    StopReason,
     from_handler,
 )
-from runtime.actors._errors import ActorError, CallFailed, CallTimeout, HandlerTimeout
-from runtime.actors._mailbox import (
-    Mailbox,
-    MailboxStatistics,
-    PressureTransition,
-    ShedHook,
-    TransitionHook,
+from runtime.actors._errors import (
+    ActorError,
+    CallFailed,
+    CallingSelf,
+    CallTimeout,
+    Escalated,
+    HandlerTimeout,
 )
+from runtime.actors._mailbox import Mailbox, MailboxStatistics
+from runtime.actors._pressure import PressureTransition, ShedHook, TransitionHook
 
 __all__ = [
     "Actor",
@@ -33,12 +38,16 @@ __all__ = [
     "Behaviour",
     "CallFailed",
     "CallTimeout",
+    "CallingSelf",
     "CheckpointStore",
+    "Directive",
+    "Escalated",
     "HandlerTimeout",
     "Mailbox",
     "MailboxStatistics",
     "PressureTransition",
     "ShedHook",
+    "StopReason",
     "TransitionHook",
     "from_handler",
 ]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from policies import GarrisonError
 
-__all__ = ["ActorError", "CallFailed", "CallTimeout", "HandlerTimeout"]
+__all__ = [
+    "ActorError",
+    "CallFailed",
+    "CallTimeout",
+    "CallingSelf",
+    "Escalated",
+    "HandlerTimeout",
+]
 
 
 class ActorError(GarrisonError):
@@ -47,3 +54,18 @@ class HandlerTimeout(ActorError, TimeoutError):
     def __init__(self, message: str, *, actor: str, timeout: float) -> None:
         super().__init__(message, actor=actor)
         self.timeout = timeout
+
+
+class CallingSelf(ActorError):
+    """An actor's handler called its own actor with ``call``, which could only wait for
+    its timeout (OTP ``calling_self``). Raised at once; nothing was sent."""
+
+
+class Escalated(ActorError):
+    """A handler's exception for which ``Behaviour.on_error`` chose ``ESCALATE``: the
+    incarnation ends with this error (the handler's exception is the ``__cause__``) and
+    does not run ``pre_restart``. ``error_type`` names the handler's exception type."""
+
+    def __init__(self, message: str, *, actor: str, error_type: str) -> None:
+        super().__init__(message, actor=actor)
+        self.error_type = error_type
