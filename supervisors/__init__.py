@@ -17,6 +17,7 @@ from supervisors._child import (
     Restart,
     RestartReason,
 )
+from supervisors._down import ChildDown, ChildMonitor, DownReason
 from supervisors._dynamic import DynamicSupervisor
 from supervisors._errors import (
     ChildExited,
@@ -42,14 +43,17 @@ from supervisors._supervisor import Supervisor
 __all__ = [
     "AutoShutdown",
     "ChildContext",
+    "ChildDown",
     "ChildExited",
     "ChildHung",
     "ChildInfo",
+    "ChildMonitor",
     "ChildNotFound",
     "ChildSpec",
     "ChildStart",
     "ChildStartError",
     "ChildState",
+    "DownReason",
     "DuplicateChild",
     "DynamicSupervisor",
     "Failure",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import msgspec
 from anyio.abc import TaskStatus
+
+from supervisors._down import ChildDown
 
 __all__ = [
     "ChildInfo",
@@ -86,6 +88,15 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
         heartbeat_timeout: if set, the child must call :func:`supervisors.heartbeat` at
             least this often (seconds, counted from its start); when it does not, it is
             cancelled and handled as a crash with reason ``hang``.
+        on_down: if set, called synchronously with a :class:`~supervisors.ChildDown` when
+            the child's life ends, i.e. it ends and its supervisor will not start it again:
+            a temporary or transient child that returned, a child that crashed and is not
+            restarted (temporary, or the crash that made the supervisor give up), a child
+            terminated or stopped by its supervisor (``terminate_child``, the supervisor's
+            stop, the supervisor giving up, a temporary child caught in a group restart),
+            or a child abandoned past its stop deadline. Never called between a crash and
+            its restart. It runs inside the supervisor's control path, so it must be quick
+            and must not block; an exception it raises is logged and otherwise ignored.
 
     Raises:
         ValueError: on construction, for an empty id, a negative ``shutdown_timeout``, a
@@ -98,6 +109,7 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_timeout: float = 5.0
     significant: bool = False
     heartbeat_timeout: float | None = None
+    on_down: Callable[[ChildDown], None] | None = None
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -12,6 +12,7 @@ from opentelemetry.trace import TracerProvider
 
 from policies import RestartPolicy
 from supervisors._child import ChildInfo, ChildSpec, Restart
+from supervisors._down import ChildMonitor
 from supervisors._engine import Engine
 from supervisors._records import AutoShutdown, RestartRecord, Strategy, SupervisorStatistics
 from supervisors._telemetry import Telemetry
@@ -126,6 +127,22 @@ class DynamicSupervisor:
             restart=restart,
             shutdown_timeout=shutdown_timeout,
         )
+
+    def monitor(self, child_id: str) -> ChildMonitor:
+        """Watch the current life of child ``child_id`` (OTP ``erlang:monitor``).
+
+        The returned :class:`~supervisors.ChildMonitor`'s ``await wait()`` gives the
+        :class:`~supervisors.ChildDown` that ends the life: the child ended and will not be
+        started again (returned and not restarted, crashed and not restarted, stopped by
+        this supervisor, abandoned past its stop deadline). A crash followed by a restart
+        does not end it. If the child is not running now, the monitor has already fired
+        with reason ``noproc`` (ended children are forgotten; an unknown id is treated the
+        same, as OTP does for a dead process).
+
+        Must be called from inside the event loop. Never blocks; monitors hold no
+        supervisor resources (drop one to demonitor).
+        """
+        return self._engine.monitor(child_id)
 
     def which_children(self) -> list[ChildInfo]:
         """A snapshot of every supervised child, in start order."""

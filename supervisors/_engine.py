@@ -34,6 +34,7 @@ from supervisors._child import (
     Restart,
     RestartReason,
 )
+from supervisors._down import ChildDown, ChildMonitor, DownReason, _Watch, noproc_monitor
 from supervisors._errors import (
     ChildExited,
     ChildHung,
@@ -61,7 +62,18 @@ _Report = tuple[str, RestartReason, Exception | None, int, int]
 class _Child:
     """The supervisor's bookkeeping for one child id (fixed size, reused across restarts)."""
 
-    __slots__ = ("attempt", "current", "last_failure", "queued", "restarts", "spec", "state")
+    __slots__ = (
+        "alive",
+        "attempt",
+        "current",
+        "last_down",
+        "last_failure",
+        "queued",
+        "restarts",
+        "spec",
+        "state",
+        "watch",
+    )
 
     def __init__(self, spec: ChildSpec) -> None:
         self.spec = spec
@@ -71,6 +83,11 @@ class _Child:
         self.last_failure: Failure | None = None
         self.current: ChildContext | None = None
         self.queued = False
+        # A life spans restarts: it begins with a start that is not a restart and ends with
+        # exactly one ChildDown (see _down), which ``watch`` hands to the monitors.
+        self.alive = False
+        self.watch: _Watch | None = None
+        self.last_down: ChildDown | None = None
 
 
 class _Stop:
@@ -89,7 +106,17 @@ def _needs_restart(restart: Restart, reason: RestartReason) -> bool:
         return True
     if restart is Restart.TEMPORARY:
         return False
-    return reason is not RestartReason.EXIT
+    # A child supervisor that gave up exits with ``shutdown`` in OTP, which is a normal
+    # exit for a transient child.
+    return reason is not RestartReason.EXIT and reason is not RestartReason.ESCALATION
+
+
+_DOWN_REASONS = {
+    RestartReason.EXIT: DownReason.NORMAL,
+    RestartReason.EXCEPTION: DownReason.CRASHED,
+    RestartReason.HANG: DownReason.CRASHED,
+    RestartReason.ESCALATION: DownReason.SHUTDOWN,
+}
 
 
 def _reason(ctx: ChildContext) -> RestartReason:
@@ -186,6 +213,47 @@ class Engine:
     def restart_history(self) -> list[RestartRecord]:
         return list(self._history)
 
+    def monitor(self, child_id: str) -> ChildMonitor:
+        child = self.children.get(child_id)
+        if child is None:
+            return noproc_monitor(child_id)
+        if not child.alive:
+            if child.last_down is None:
+                return noproc_monitor(child_id)
+            watch = _Watch()
+            watch.fire(child.last_down)
+            return ChildMonitor(child_id, watch)
+        if child.watch is None:
+            child.watch = _Watch()
+        return ChildMonitor(child_id, child.watch)
+
+    def _down(self, child: _Child, reason: DownReason, error: BaseException | None) -> None:
+        """End the child's life: tell its ``on_down`` hook and its monitors, once."""
+        if not child.alive:
+            return
+        down = ChildDown(child.spec.id, reason, error)
+        child.alive = False
+        child.last_down = down
+        hook = child.spec.on_down
+        if hook is not None:
+            try:
+                hook(down)
+            except Exception:
+                logger.exception(
+                    "supervisor %s: on_down hook of child %s raised",
+                    self.name,
+                    child.spec.id,
+                    extra={"supervisor": self.name, "child_id": child.spec.id},
+                )
+        watch = child.watch
+        if watch is not None:
+            child.watch = None
+            watch.fire(down)
+
+    def _down_by_exit(self, child: _Child, ctx: ChildContext, reason: RestartReason) -> None:
+        error = None if reason is RestartReason.EXIT else _cause(child.spec, ctx, reason)
+        self._down(child, _DOWN_REASONS[reason], error)
+
     def statistics(self) -> SupervisorStatistics:
         return SupervisorStatistics(
             name=self.name,
@@ -250,6 +318,7 @@ class Engine:
                 ctx.handled = True
                 child.current = None
                 cause = _cause(child.spec, ctx, _reason(ctx))
+                self._down(child, DownReason.CRASHED, cause)
                 return _Stop(ChildStartError(self.name, child.spec.id), cause)
         return None
 
@@ -304,6 +373,7 @@ class Engine:
     async def _start(self, child: _Child, delay: float) -> bool:
         """Spawn an incarnation and wait until it is initialised (True) or has ended (False)."""
         assert self._tg is not None
+        child.alive = True
         ctx = self._new_context(child, anyio.current_time())
         self._tg.start_soon(self._incarnation, child, ctx, delay, name=child.spec.id)
         await ctx._settled.wait()
@@ -394,8 +464,12 @@ class Engine:
             self.telemetry.restart(*report)
         return self._new_context(child, now), delay
 
-    async def _stop(self, child: _Child) -> None:
-        """Stop a child's current incarnation (if any) and wait for it to end."""
+    async def _stop(self, child: _Child, *, final: bool) -> None:
+        """Stop a child's current incarnation (if any) and wait for it to end.
+
+        ``final``: the child will not be started again, so its life ends here (``on_down``
+        and monitors are told); otherwise a group restart starts it again.
+        """
         ctx = child.current
         if ctx is not None:
             if not ctx.exited:
@@ -403,10 +477,15 @@ class Engine:
                     child.state = ChildState.STOPPING
                     ctx._request_stop(child.spec.shutdown_timeout, anyio.current_time())
                 await self._wait_stopped(child, ctx)
+            elif final and not ctx.handled and not ctx.stopping:
+                # It ended on its own just before being stopped, unhandled: say how.
+                self._down_by_exit(child, ctx, _reason(ctx))
             ctx.handled = True
             if child.current is ctx:
                 child.current = None
         child.state = ChildState.STOPPED
+        if final:
+            self._down(child, DownReason.SHUTDOWN, None)
 
     async def _wait_stopped(self, child: _Child, ctx: ChildContext) -> None:
         timeout = child.spec.shutdown_timeout
@@ -427,7 +506,7 @@ class Engine:
 
     async def _stop_all(self) -> None:
         for child in reversed(list(self.children.values())):
-            await self._stop(child)
+            await self._stop(child, final=True)
 
     # -- decisions -------------------------------------------------------------------------
 
@@ -484,6 +563,7 @@ class Engine:
 
         if not _needs_restart(spec.restart, reason):
             child.current = None
+            self._down_by_exit(child, ctx, reason)
             return self._ended(child)
         if self.policy.intensity_exceeded(self._recent, now):
             return self._escalate(child, ctx, reason)
@@ -495,7 +575,11 @@ class Engine:
         try:
             for sibling in reversed(targets):
                 if sibling is not child:
-                    await self._stop(sibling)
+                    temporary = sibling.spec.restart is Restart.TEMPORARY
+                    await self._stop(sibling, final=temporary)
+                    if temporary and self.children.get(sibling.spec.id) is sibling:
+                        # OTP deletes temporary children a group restart stopped.
+                        del self.children[sibling.spec.id]
             for target in restartable:
                 target.restarts += 1
                 if not await self._start(target, delay if target is child else 0.0):
@@ -517,9 +601,10 @@ class Engine:
 
     def _ended(self, child: _Child) -> _Stop | None:
         """A child ended for good; returns a clean stop if that shuts the supervisor down."""
-        if self.max_children is not None:
+        if self.max_children is not None or child.spec.restart is Restart.TEMPORARY:
             # Dynamic children that will not run again are forgotten, so the table stays
-            # bounded by max_children rather than by every id ever started.
+            # bounded by max_children rather than by every id ever started; OTP deletes
+            # a temporary child's spec whenever it ends.
             del self.children[child.spec.id]
         if not child.spec.significant or self.auto_shutdown is AutoShutdown.NEVER:
             return None
@@ -538,6 +623,7 @@ class Engine:
     def _escalate(self, child: _Child, ctx: ChildContext, reason: RestartReason) -> _Stop:
         # Called before ctx.error is dropped, so the cause below is the real exception.
         child.current = None
+        self._down_by_exit(child, ctx, reason)
         self.escalations_total += 1
         error = SupervisorEscalation(
             supervisor=self.name,
@@ -578,7 +664,9 @@ class Engine:
                 child.current = None
                 if self.children.get(spec.id) is child:
                     del self.children[spec.id]
-                raise ChildStartError(self.name, spec.id) from _cause(spec, ctx, _reason(ctx))
+                cause = _cause(spec, ctx, _reason(ctx))
+                self._down(child, DownReason.CRASHED, cause)
+                raise ChildStartError(self.name, spec.id) from cause
             # Stopped by a concurrent shutdown while it was starting.
             raise SupervisorNotRunning(f"supervisor {self.name!r} is shutting down")
 
@@ -589,4 +677,4 @@ class Engine:
             child = self.children.pop(child_id, None)
             if child is None:
                 raise ChildNotFound(f"supervisor {self.name!r} has no child {child_id!r}")
-            await self._stop(child)
+            await self._stop(child, final=True)

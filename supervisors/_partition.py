@@ -33,6 +33,7 @@ from opentelemetry.trace import TracerProvider
 
 from policies import RestartPolicy
 from supervisors._child import ChildInfo, ChildSpec
+from supervisors._down import ChildMonitor
 from supervisors._records import RestartRecord, Strategy, SupervisorStatistics
 from supervisors._supervisor import Supervisor
 
@@ -145,6 +146,7 @@ class PartitionSupervisor(Generic[T]):
                     shutdown_timeout=template.shutdown_timeout,
                     significant=template.significant,
                     heartbeat_timeout=template.heartbeat_timeout,
+                    on_down=template.on_down,
                 )
             )
         self._supervisor = Supervisor(
@@ -231,6 +233,14 @@ class PartitionSupervisor(Generic[T]):
         return ChildSpec(
             id=id if id is not None else self.name, start=self.run, shutdown_timeout=float("inf")
         )
+
+    def monitor(self, child_id: str) -> ChildMonitor:
+        """Watch a partition's child (see :meth:`Supervisor.monitor`).
+
+        A partition's life ends only when the partition supervisor stops or gives up (or,
+        for a non-permanent partition child, when it ends and is not restarted).
+        """
+        return self._supervisor.monitor(child_id)
 
     def which_children(self) -> list[ChildInfo]:
         """A snapshot of every partition's child, by index."""
