@@ -8,6 +8,11 @@
   by heartbeat, handler timeouts, and state checkpoints restored after a restart.
 * Lifecycle: ``started``/``pre_restart``/``stopped`` hooks and a :class:`Directive` per
   handler exception (``Behaviour.on_error``: resume, restart, stop, escalate).
+* Death watch: callers of an actor that is down for good fail at once with
+  :class:`ActorGone`; :meth:`Actor.watch` / :meth:`Actor.wait_down` say when and why.
+* :class:`Registry` — names to running actors, passed explicitly.
+
+See ``docs/actors.md``.
 """
 
 from runtime.actors._actor import Actor, ActorStatistics
@@ -21,19 +26,27 @@ from runtime.actors._behaviour import (
 )
 from runtime.actors._errors import (
     ActorError,
+    ActorGone,
     CallFailed,
     CallingSelf,
     CallTimeout,
     Escalated,
     HandlerTimeout,
+    NameTaken,
+    NotRegistered,
+    RegistryFull,
+    TooManyWatchers,
 )
 from runtime.actors._mailbox import Mailbox, MailboxStatistics
 from runtime.actors._pressure import PressureTransition, ShedHook, TransitionHook
+from runtime.actors._registry import Registry
+from runtime.actors._watch import Watch
 
 __all__ = [
     "Actor",
     "ActorContext",
     "ActorError",
+    "ActorGone",
     "ActorStatistics",
     "Behaviour",
     "CallFailed",
@@ -45,9 +58,15 @@ __all__ = [
     "HandlerTimeout",
     "Mailbox",
     "MailboxStatistics",
+    "NameTaken",
+    "NotRegistered",
     "PressureTransition",
+    "Registry",
+    "RegistryFull",
     "ShedHook",
     "StopReason",
+    "TooManyWatchers",
     "TransitionHook",
+    "Watch",
     "from_handler",
 ]

@@ -91,6 +91,10 @@ class _Incarnation(Generic[M, R]):
 
     async def _end(self, reason: StopReason, error: Exception | None) -> None:
         behaviour, ctx = self.behaviour, self.ctx
+        kind = type(behaviour)
+        if kind.stopped is Behaviour.stopped and kind.pre_restart is Behaviour.pre_restart:
+            # Nothing to run: spare a restart the two cancel scopes.
+            return
         with shutdown_grace(), anyio.move_on_after(self.actor._shutdown_timeout):
             if error is not None and not isinstance(error, Escalated):
                 try:

@@ -15,6 +15,7 @@ from policies import RestartPolicy
 from runtime.actors import (
     Actor,
     ActorContext,
+    ActorGone,
     Behaviour,
     CallFailed,
     Directive,
@@ -22,7 +23,7 @@ from runtime.actors import (
     HandlerTimeout,
     StopReason,
 )
-from supervisors import Restart, Supervisor
+from supervisors import DownReason, Restart, Supervisor
 
 
 class Boom(Exception):
@@ -219,10 +220,22 @@ async def test_stop_ends_the_actor_for_good(autojump_clock: trio.testing.MockClo
                 tg.start_soon(caller, message)
                 await trio.testing.wait_all_tasks_blocked()
             await trio.sleep(2.0)
-            assert [type(e) for e in outcomes] == [CallFailed]  # "queued" is not handled
-            assert not actor.statistics().running
+            assert [type(e) for e in outcomes] == [CallFailed, ActorGone]
+            down = actor.down
+            assert down is not None and down.reason is DownReason.NORMAL
             tg.cancel_scope.cancel()
     assert ("stopped", "normal") in log and sup.restart_history() == []
+
+
+async def test_stop_after_a_failed_cast_ends_the_incarnation_normally() -> None:
+    log: list[Any] = []
+    actor = recorder(log, Directive.STOP)
+    actor.cast_nowait("boom")
+    actor.cast_nowait("never handled")
+    with trio.fail_after(5):
+        await actor.run()  # returns: a normal end
+    assert log[-1] == ("stopped", "normal")
+    assert actor.statistics().mailbox.depth == 1
 
 
 async def test_stop_of_a_permanent_actor_is_restarted_as_otp_does(
@@ -302,4 +315,4 @@ async def test_default_hooks_do_nothing() -> None:
             await tg.start(actor.run)
             assert await actor.call(3) == 3
             actor.close()
-    assert not actor.statistics().running
+    assert actor.down is not None
