@@ -212,12 +212,16 @@ async def test_wait_down_and_watch_report_how_it_ended(
                 down = await actor.wait_down()
                 got.append(down)
 
+            async def first_waiter() -> None:
+                got.append(await first.wait())
+
             tg.start_soon(waiter)
+            tg.start_soon(first_waiter)  # waits on the same watch as the callback
             await trio.testing.wait_all_tasks_blocked()
             assert first.down is None
             await actor.cast("boom")
             await trio.testing.wait_all_tasks_blocked()
-            assert [d.reason for d in got] == [DownReason.CRASHED] * 2
+            assert [d.reason for d in got] == [DownReason.CRASHED] * 3
             assert first.down is got[0] and await first.wait() is got[0]
             assert actor.statistics().watches == 0
             # Watching an actor that is down fires at once (Akka: Terminated at once).

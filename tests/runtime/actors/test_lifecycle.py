@@ -22,6 +22,7 @@ from runtime.actors import (
     Escalated,
     HandlerTimeout,
     StopReason,
+    from_handler,
 )
 from supervisors import DownReason, Restart, Supervisor
 
@@ -316,3 +317,12 @@ async def test_default_hooks_do_nothing() -> None:
             assert await actor.call(3) == 3
             actor.close()
     assert actor.down is not None
+
+
+async def test_a_function_behaviour_can_be_called_directly() -> None:
+    async def double(ctx: ActorContext, message: int) -> int:
+        return message * 2
+
+    factory = from_handler(double)
+    actor: Actor[int, int] = Actor("fn", factory)
+    assert await factory().handle(ActorContext(actor, 1, None), 21) == 42
