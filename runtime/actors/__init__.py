@@ -15,7 +15,7 @@
 See ``docs/actors.md``.
 """
 
-from runtime.actors._actor import Actor, ActorStatistics
+from runtime.actors._actor import Actor
 from runtime.actors._behaviour import (
     ActorContext,
     Behaviour,
@@ -37,9 +37,10 @@ from runtime.actors._errors import (
     RegistryFull,
     TooManyWatchers,
 )
-from runtime.actors._mailbox import Mailbox, MailboxStatistics
+from runtime.actors._mailbox import Mailbox
 from runtime.actors._pressure import PressureTransition, ShedHook, TransitionHook
 from runtime.actors._registry import Registry
+from runtime.actors._statistics import ActorStatistics, MailboxStatistics
 from runtime.actors._watch import Watch
 
 __all__ = [

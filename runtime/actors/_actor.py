@@ -7,7 +7,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar, cast
 
 import anyio
-import msgspec
 from anyio.abc import TaskStatus
 
 from policies import PressureLevel, PressurePolicy
@@ -15,48 +14,17 @@ from runtime._errors import PressureRejected
 from runtime.actors._behaviour import ActorContext, Behaviour, CheckpointStore
 from runtime.actors._errors import ActorGone, CallingSelf, CallTimeout, TooManyWatchers
 from runtime.actors._incarnation import _Call, _Incarnation, _running
-from runtime.actors._mailbox import Mailbox, MailboxStatistics
+from runtime.actors._mailbox import Mailbox
 from runtime.actors._pressure import TransitionHook
 from runtime.actors._registry import Registry
+from runtime.actors._statistics import ActorStatistics
 from runtime.actors._watch import Watch
 from supervisors import ChildDown, ChildSpec, DownReason, Restart, current_child
 
-__all__ = ["Actor", "ActorStatistics"]
+__all__ = ["Actor"]
 
 M = TypeVar("M")
 R = TypeVar("R")
-
-
-class ActorStatistics(msgspec.Struct, frozen=True, kw_only=True):
-    """A snapshot of an :class:`Actor`.
-
-    Attributes:
-        name: the actor's name.
-        running: whether an incarnation is running now.
-        incarnations: how many times it was started (restarts = ``incarnations - 1``).
-        handled: messages handled successfully (casts and calls).
-        failed: messages whose handler raised or timed out.
-        calls: ``call`` requests made.
-        call_timeouts: calls that got no reply in time.
-        skipped: requests not handled because their caller had already given up.
-        mailbox: the mailbox's statistics.
-        resumed: failed messages after which the actor went on (``Directive.RESUME``).
-        down: why the actor is down for good now (a ``DownReason`` value), or ``None``.
-        watches: live watches (see :meth:`Actor.watch`).
-    """
-
-    name: str
-    running: bool
-    incarnations: int
-    handled: int
-    failed: int
-    calls: int
-    call_timeouts: int
-    skipped: int
-    mailbox: MailboxStatistics
-    resumed: int = 0
-    down: str | None = None
-    watches: int = 0
 
 
 class Actor(Generic[M, R]):

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 import anyio
-import msgspec
 import sniffio
 from anyio.lowlevel import checkpoint
 
@@ -23,8 +22,9 @@ from policies import PressureAction, PressureLevel, PressurePolicy, shed_victim
 from runtime import telemetry
 from runtime._errors import PressureRejected
 from runtime.actors._pressure import ShedHook, TransitionHook, _Levels
+from runtime.actors._statistics import MailboxStatistics
 
-__all__ = ["Mailbox", "MailboxStatistics"]
+__all__ = ["Mailbox"]
 
 T = TypeVar("T")
 
@@ -37,45 +37,6 @@ def fast_checkpoint() -> Callable[[], Awaitable[None]]:
 
         return trio.lowlevel.checkpoint
     return checkpoint
-
-
-class MailboxStatistics(msgspec.Struct, frozen=True, kw_only=True):
-    """A snapshot of a :class:`Mailbox`.
-
-    Attributes:
-        name: the channel's name.
-        depth: items buffered now (never more than ``capacity``).
-        capacity: the bound.
-        max_depth_seen: the highest depth ever reached.
-        level: the pressure level now.
-        degraded: whether ``degrade`` is in force.
-        closed: whether :meth:`Mailbox.close` was called.
-        transitions: level changes so far.
-        sent: items accepted into the buffer.
-        received: items taken out by receivers.
-        shed: items dropped by the ``shed`` action (buffered or incoming).
-        rejected: sends refused with ``PressureRejected``.
-        throttled: times a sender had to wait for (or, without waiting, was refused) a
-            throttle token.
-        waiting_senders: senders blocked for room now.
-        waiting_receivers: receivers blocked for an item now.
-    """
-
-    name: str
-    depth: int
-    capacity: int
-    max_depth_seen: int
-    level: PressureLevel
-    degraded: bool
-    closed: bool
-    transitions: int
-    sent: int
-    received: int
-    shed: int
-    rejected: int
-    throttled: int
-    waiting_senders: int
-    waiting_receivers: int
 
 
 class Mailbox(_Levels, Generic[T]):
