@@ -164,7 +164,7 @@ class _Incarnation(Generic[M, R]):
                 item = mailbox._pop()
             else:
                 try:
-                    item = await mailbox._next()
+                    item = await mailbox.receive()
                 except anyio.EndOfStream:
                     return
             if clock is not None:

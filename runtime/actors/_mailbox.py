@@ -101,7 +101,8 @@ class Mailbox(_Levels, Generic[T]):
         # One flag for "closed or refusing" keeps the send path at a single test.
         self._blocked = False
         self._refusal: Callable[[], BaseException] | None = None
-        # Bound at the first send: a mailbox lives on one event loop (its events do too).
+        # Bound at the first send or receive: a mailbox lives on one event loop (its
+        # events do too).
         self._checkpoint: Callable[[], Awaitable[None]] | None = None
         self._bucket = policy.token_bucket() if policy is not None else None
         self._max_depth = 0
@@ -297,12 +298,10 @@ class Mailbox(_Levels, Generic[T]):
 
         Cancellation: always a checkpoint; if cancelled, no item was taken.
         """
-        await checkpoint()
-        return await self._next()
-
-    async def _next(self) -> T:
-        """:meth:`receive` without its leading checkpoint, for a loop that has just
-        passed one (waiting for an item is a checkpoint of its own)."""
+        pause = self._checkpoint
+        if pause is None:
+            pause = self._checkpoint = fast_checkpoint()
+        await pause()
         while True:
             if self._items:
                 return self._pop()
