@@ -23,11 +23,13 @@ from supervisors._errors import (
     ChildExited,
     ChildHung,
     ChildNotFound,
+    ChildRunning,
     ChildStartError,
     DuplicateChild,
     SupervisorError,
     SupervisorEscalation,
     SupervisorNotRunning,
+    TaskStopped,
     TooManyChildren,
 )
 from supervisors._heartbeat import ChildContext, current_child, heartbeat, shutdown_grace
@@ -37,18 +39,27 @@ from supervisors._partition import (
     PartitionSupervisor,
     partition_for,
 )
-from supervisors._records import AutoShutdown, RestartRecord, Strategy, SupervisorStatistics
+from supervisors._records import (
+    AutoShutdown,
+    ChildCounts,
+    RestartRecord,
+    Strategy,
+    SupervisorStatistics,
+)
 from supervisors._supervisor import Supervisor
+from supervisors._tasks import TaskHandle, TaskSupervisor, TaskSupervisorStatistics
 
 __all__ = [
     "AutoShutdown",
     "ChildContext",
+    "ChildCounts",
     "ChildDown",
     "ChildExited",
     "ChildHung",
     "ChildInfo",
     "ChildMonitor",
     "ChildNotFound",
+    "ChildRunning",
     "ChildSpec",
     "ChildStart",
     "ChildStartError",
@@ -69,6 +80,10 @@ __all__ = [
     "SupervisorEscalation",
     "SupervisorNotRunning",
     "SupervisorStatistics",
+    "TaskHandle",
+    "TaskStopped",
+    "TaskSupervisor",
+    "TaskSupervisorStatistics",
     "TooManyChildren",
     "current_child",
     "heartbeat",

@@ -19,6 +19,7 @@ Design, for worker pools keyed by an item key (replay workers, per-key ordered c
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections.abc import Callable
 from functools import partial
@@ -99,6 +100,7 @@ class PartitionSupervisor(Generic[T]):
         policy: restart intensity for the inner supervisor (default OTP's 1 in 5 s).
         name: used in telemetry, logs and errors.
         history_cap: bound on :meth:`restart_history`.
+        stop_timeout, kill_timeout: as for :class:`~supervisors.Supervisor`.
         tracer_provider, meter_provider, random: as for :class:`~supervisors.Supervisor`.
 
     Raises:
@@ -118,6 +120,8 @@ class PartitionSupervisor(Generic[T]):
         policy: RestartPolicy | None = None,
         name: str = "partition_supervisor",
         history_cap: int = 100,
+        stop_timeout: float = math.inf,
+        kill_timeout: float = 1.0,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         random: random.Random | None = None,
@@ -155,6 +159,8 @@ class PartitionSupervisor(Generic[T]):
             policy,
             name=name,
             history_cap=history_cap,
+            stop_timeout=stop_timeout,
+            kill_timeout=kill_timeout,
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             random=random,
