@@ -14,13 +14,13 @@ from textual.widgets import DataTable, Footer, Label, Sparkline, Static
 from policies import GarrisonError
 from runtime.store import DeadLetter, DeadReason, Store
 from runtime.tui._config import TopConfig
-from runtime.tui._model import History, Snapshot, SortKey, next_sort, sort_topics
+from runtime.tui._model import History, Snapshot, SortKey, age, next_sort, sort_topics
 from runtime.tui._reader import TopReader
 from runtime.tui._render import dead_letter_cells, header, topic_cells
 from runtime.tui._screens import DetailScreen, FilterScreen, HelpScreen
 
 CSS = """
-#figures { height: 4; padding: 0 1; }
+#figures { height: auto; max-height: 6; padding: 0 1; }
 #sparks { height: 2; }
 .spark-box { width: 1fr; height: 2; }
 .spark-label { height: 1; padding: 0 1; }
@@ -103,10 +103,10 @@ class TopApp(App[None]):
         yield Static("reading…", id="figures")
         with Horizontal(id="sparks"):
             with Vertical(classes="spark-box"):
-                yield Label("throughput/min (15 min)", id="tp-label", classes="spark-label")
+                yield Label("done/min", id="tp-label", classes="spark-label")
                 yield Sparkline([], id="tp-spark", summary_function=max)
             with Vertical(classes="spark-box"):
-                yield Label("waiting (15 min)", id="depth-label", classes="spark-label")
+                yield Label("waiting", id="depth-label", classes="spark-label")
                 yield Sparkline([], id="depth-spark", summary_function=max)
         topics: DataTable[str] = DataTable(id="topics", cursor_type="row", zebra_stripes=True)
         topics.border_title = "Topics"
@@ -158,12 +158,14 @@ class TopApp(App[None]):
         )
         self.query_one("#tp-spark", Sparkline).data = self.throughput.values()
         self.query_one("#depth-spark", Sparkline).data = self.depth.values()
+        # A sparkline stretches what it has over its width: say what span that is.
+        span = age(len(self.depth.values()) * self.config.refresh_s)
         self.query_one("#tp-label", Label).update(
-            f"throughput/min (15 min): now {snap.throughput_per_min:.0f}, "
-            f"max {max(self.throughput.values(), default=0):.0f}"
+            f"done/min {snap.throughput_per_min:.0f}, "
+            f"max {max(self.throughput.values(), default=0):.0f} (last {span})"
         )
         self.query_one("#depth-label", Label).update(
-            f"waiting (15 min): now {snap.waiting}, max {max(self.depth.values(), default=0):.0f}"
+            f"waiting {snap.waiting}, max {max(self.depth.values(), default=0):.0f} (last {span})"
         )
         topics = self.query_one("#topics", DataTable)
         topics.border_title = f"Topics ({len(snap.topics)}), by {self.sort_key.value}"
@@ -214,9 +216,10 @@ class TopApp(App[None]):
 
 
 def _fill(table: DataTable[str], rows: list[tuple[str, tuple[str, ...]]]) -> None:
-    """Replace a table's rows, keeping the cursor on the same row key when it is still there."""
+    """Replace a table's rows. A cursor on the first row stays there (the list follows the
+    newest, like ``tail -f``); one moved down stays on its row while rows arrive above."""
     keep = None
-    if table.row_count and table.cursor_row >= 0:
+    if table.row_count and table.cursor_row > 0:
         # A stale cursor only loses its place.
         with contextlib.suppress(Exception):
             keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value

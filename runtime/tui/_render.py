@@ -25,7 +25,7 @@ def header(snap: Snapshot, *, queue: str, source: str) -> Text:
     out.append(
         f"{snap.throughput_per_min:.0f}/min  wait avg {wait}  "
         f"oldest ready {age(snap.oldest_wait_s)}  retries {snap.retries}  "
-        f"dead-lettered {snap.dead_lettered}\n"
+        f"new dead {snap.dead_lettered}\n"
     )
     out.append("pressure ", style="bold")
     if not snap.pressure:

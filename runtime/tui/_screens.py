@@ -36,7 +36,7 @@ HELP = """\
 
 Header: depth by state, completed per minute over the window, mean wait from
 enqueue to lease, the oldest ready item's wait, pressure per channel (green
-normal, yellow elevated, red critical). Sparklines: the last 15 minutes.
+normal, yellow elevated, red critical). Sparklines: up to the last 15 minutes.
 Figures marked ~ are scaled from a capped sample.
 """
 
@@ -134,9 +134,6 @@ def render_detail(detail: Detail) -> Text:
         out.append(f"{value}\n")
     out.append("\nError\n", style="bold underline")
     out.append(f"{d.error or '-'}\n", style="red")
-    if d.traceback:
-        out.append("\nTraceback\n", style="bold underline")
-        out.append(d.traceback.rstrip() + "\n")
     out.append("\nAudit trail\n", style="bold underline")
     for e in detail.trail:
         change = f"{e.from_state or ''} -> {e.to_state or ''}" if e.to_state else ""
@@ -147,6 +144,10 @@ def render_detail(detail: Detail) -> Text:
         out.append(f"  … (first {len(detail.trail)} events shown)\n", style="dim")
     out.append("\nPayload preview\n", style="bold underline")
     out.append(detail.preview + "\n")
+    # Last: a traceback can be long, and the figures above should not scroll away.
+    if d.traceback:
+        out.append("\nTraceback\n", style="bold underline")
+        out.append(d.traceback.rstrip() + "\n")
     return out
 
 

@@ -77,7 +77,12 @@ def test_main_screen_shows_the_figures_and_a_snapshot(
             # Newest first: the emails dead letter was written last.
             assert [d.item_id for d in app.letters] == ids["dead"][::-1]
             header = text_of(app, "#figures")
-            assert "waiting 4" in header and "9/min" in header and "oldest ready 30s" in header
+            assert (
+                "waiting 4" in header
+                and "9/min" in header
+                and "oldest ready 30s" in header
+                and "new dead 2" in header
+            )
             assert "workers:elevated" in header
             app.save_screenshot("top.svg", path=str(tmp_path))
         shot = svg_text((tmp_path / "top.svg").read_text())
