@@ -76,8 +76,14 @@ def top_child(db: str, refresh: float) -> None:
     asyncio.run(main())
 
 
-def one_run(tmp: Path, n: int, refresh: float | None, env: dict[str, str]) -> float:
-    """The worker's items/s over one drain."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_run(tmp: Path, n: int, refresh: float | None, env: dict[str, str]) -> tuple[float, float]:
+    """The worker's items/s over one drain, and top's CPU during it (share of one core)."""
     db = tmp / f"bench-{time.monotonic_ns()}.db"
     seed(db, n)
     top = None
@@ -98,6 +104,7 @@ def one_run(tmp: Path, n: int, refresh: float | None, env: dict[str, str]) -> fl
                 f"top did not start: {line!r} {top.stderr.read() if top.stderr else ''}"
             )
     try:
+        top_cpu = 0.0 if top is None else cpu_seconds(top.pid)
         t = time.perf_counter()
         done = subprocess.run(
             [
@@ -124,6 +131,7 @@ def one_run(tmp: Path, n: int, refresh: float | None, env: dict[str, str]) -> fl
             check=False,
         )
         elapsed = time.perf_counter() - t
+        top_cpu = 0.0 if top is None else (cpu_seconds(top.pid) - top_cpu) / elapsed
         if done.returncode != 0:
             raise SystemExit(f"work exited {done.returncode}: {done.stderr[-2000:]}")
     finally:
@@ -136,7 +144,7 @@ def one_run(tmp: Path, n: int, refresh: float | None, env: dict[str, str]) -> fl
                 top.wait()
     for suffix in ("", "-wal", "-shm", ".lock"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    return n / elapsed
+    return n / elapsed, top_cpu
 
 
 def main() -> None:
@@ -151,6 +159,7 @@ def main() -> None:
         return
     modes: list[float | None] = [None, *args.refresh]
     results: dict[float | None, list[float]] = {m: [] for m in modes}
+    cpu: dict[float | None, list[float]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         (tmp / "benchhandlers.py").write_text(HANDLERS)
@@ -159,11 +168,12 @@ def main() -> None:
         for r in range(args.rounds):
             order = modes[r % len(modes) :] + modes[: r % len(modes)]
             for mode in order:
-                rate = one_run(tmp, args.items, mode, env)
+                rate, top_cpu = one_run(tmp, args.items, mode, env)
                 results[mode].append(rate)
+                cpu[mode].append(top_cpu)
                 name = "alone" if mode is None else f"top@{mode:g}s"
                 print(
-                    f"round {r + 1} {name:>10}: {rate:8.0f} items/s  load {os.getloadavg()[0]:.1f}",
+                    f"round {r + 1} {name:>10}: {rate:8.0f} items/s  top cpu {100 * top_cpu:4.1f} % of a core  load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
         load_after = os.getloadavg()
@@ -174,7 +184,12 @@ def main() -> None:
     for mode in modes:
         med = statistics.median(results[mode])
         name = "alone" if mode is None else f"with top@{mode:g}s"
-        cost = "" if mode is None else f"  top costs {100 * (base - med) / base:+.1f} %"
+        cost = (
+            ""
+            if mode is None
+            else f"  top costs {100 * (base - med) / base:+.1f} %"
+            f"  (top used {100 * statistics.median(cpu[mode]):.1f} % of a core)"
+        )
         spread = f"(min {min(results[mode]):.0f}, max {max(results[mode]):.0f})"
         print(f"  {name:>16}: median {med:8.0f} items/s {spread}{cost}")
 

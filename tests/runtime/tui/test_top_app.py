@@ -265,3 +265,33 @@ def test_a_store_error_is_shown_not_raised(seeded: Seeded, clock: Clock) -> None
             assert "store:" in text_of(app, "#status")
 
     run(body)
+
+
+def test_dead_letter_list_follows_the_newest_unless_the_cursor_moved(
+    seeded: Seeded, clock: Clock
+) -> None:
+    path, ids = seeded
+
+    async def body() -> None:
+        async with running(path, clock, (120, 40)) as (app, pilot, store):
+            table = app.query_one("#dead", DataTable)
+
+            async def dead_letter_more() -> str:
+                from runtime.store import NewItem
+
+                r = await store.enqueue(NewItem(topic="orders", payload=b"x"))
+                clock.t += 1
+                await store.dead_letter(r.id, DeadReason.TERMINAL_ERROR, "no")
+                await app.refresh_now()
+                await pilot.pause()
+                return r.id
+
+            newest = await dead_letter_more()
+            assert table.cursor_row == 0 and app.letters[0].item_id == newest
+            await pilot.press("down")
+            held = app.letters[1].item_id
+            await dead_letter_more()
+            assert app.letters[table.cursor_row].item_id == held and table.cursor_row == 2
+            assert len(ids["dead"]) == 2
+
+    run(body)
