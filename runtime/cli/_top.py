@@ -42,7 +42,7 @@ def top(
 
         async def body() -> None:
             async with open_store(path, StoreConfig(queue=queue), create=False) as store:
-                await TopApp(store, config, source=str(path)).run_async()
+                await TopApp(store, config, queue=queue, source=str(path)).run_async()
 
         # textual runs on asyncio; the store's API is anyio and works there as on Trio.
         asyncio.run(body())

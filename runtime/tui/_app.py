@@ -61,7 +61,10 @@ class TopApp(App[None]):
     It reads the store every ``config.refresh_s`` seconds when ``live`` is on
     (tests turn it off and call :meth:`refresh_now`). Reads never write; replay and
     archive happen only when the operator confirms them. Every history is bounded by
-    ``config.history_len``, every list by the config's row caps.
+    ``config.history_len``, every list by the config's row caps. ``queue`` and ``source``
+    (the database's path) only label the header: the store handle decides what is read.
+    A store error during a refresh is shown on the status line and the next refresh tries
+    again; quitting cancels a refresh in flight (the store's reads finish on their threads).
     """
 
     CSS = CSS
@@ -80,13 +83,14 @@ class TopApp(App[None]):
         store: Store,
         config: TopConfig | None = None,
         *,
+        queue: str = "default",
         source: str = "",
         live: bool = True,
     ) -> None:
         super().__init__()
         self.config = config or TopConfig()
         self.reader = TopReader(store, self.config)
-        self.queue_name = getattr(getattr(store, "config", None), "queue", "default")
+        self.queue_name = queue
         self.source = source
         self.live = live
         self.throughput = History(self.config.history_len)

@@ -156,7 +156,6 @@ class TopReader:
             return rows[::-1][:n]
         now = self.store.now()
         span = _FIRST_WINDOW_S
-        since: float | None = now - span
         for step in range(_MAX_WIDENINGS + 1):
             since = None if step == _MAX_WIDENINGS else now - span
             rows = await self.store.dead_letters(
@@ -223,7 +222,7 @@ class TopReader:
 
         Raises:
             ItemNotFound: no dead letter with this id.
-            ReplayRefused / ValidationFailed: what the store raises for one already archived.
+            InvalidTransition: it is archived already.
         """
         await self.store.archive(item_id)
 
