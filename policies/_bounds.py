@@ -21,6 +21,12 @@ from policies._errors import ValidationFailed
 __all__ = ["check_bounds"]
 
 _Checks = tuple[tuple[str, mi.Type], ...]
+_COLLECTIONS: dict[type[mi.Type], type[Any]] = {
+    mi.VarTupleType: tuple,
+    mi.ListType: list,
+    mi.FrozenSetType: frozenset,
+    mi.SetType: set,
+}
 
 
 @functools.cache
@@ -69,6 +75,9 @@ def _problem(value: Any, kind: mi.Type) -> str | None:
             return f"must be {want.__name__}, not {value!r}"
         return _length(value, kind)
     if isinstance(kind, mi.VarTupleType | mi.ListType | mi.FrozenSetType | mi.SetType):
+        want = _COLLECTIONS[type(kind)]
+        if not isinstance(value, want):
+            return f"must be a {want.__name__}, not {value!r}"
         problem = _length(value, kind)
         if problem is None:
             for element in value:
@@ -93,8 +102,10 @@ def _number(value: float, kind: mi.IntType | mi.FloatType) -> str | None:
 
 
 def _length(value: Any, kind: Any) -> str | None:
+    units: dict[type[Any], str] = {str: "character(s)", bytes: "byte(s)"}
+    unit = units.get(type(value), "element(s)")
     if kind.min_length is not None and len(value) < kind.min_length:
-        return f"must have at least {kind.min_length} element(s)"
+        return f"must have at least {kind.min_length} {unit}"
     if kind.max_length is not None and len(value) > kind.max_length:
-        return f"must have at most {kind.max_length} element(s)"
+        return f"must have at most {kind.max_length} {unit}"
     return None

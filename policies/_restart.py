@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Annotated
 
 import msgspec
+
+from policies._bounds import check_bounds
+from policies._errors import ValidationFailed
 
 __all__ = ["Backoff", "RestartPolicy"]
 
@@ -17,48 +21,67 @@ __all__ = ["Backoff", "RestartPolicy"]
 class Backoff(msgspec.Struct, frozen=True, kw_only=True):
     """Exponential delay before restarting a child that keeps failing.
 
-    The delay for the ``attempt``-th consecutive restart of one child (0-based) is
-    ``min(max_s, min_s * multiplier ** attempt)``, then reduced by up to ``jitter`` of itself
-    (``jitter=0.25`` gives a delay in ``[0.75 * d, d]``), so restarted children do not stampede
-    a shared dependency in lockstep.
+    The nominal delay for the ``attempt``-th consecutive restart of one child (0-based) is
+    ``d = min(max_s, min_s * multiplier ** attempt)``. Two independent randomisations spread
+    children that fail together:
+
+    * ``jitter`` shortens it: ``d * (1 - jitter * r1)`` (``jitter=0.25`` gives a delay in
+      ``[0.75 * d, d]``);
+    * ``random_factor`` lengthens it, as Akka's ``randomFactor``: ``* (1 + random_factor *
+      r2)``, so a herd spreads *after* the nominal delay (the result may exceed ``max_s``
+      by that factor).
+
+    ``reset_after_s``: a child that stayed up at least this long starts its backoff over
+    (Akka's ``resetBackoffAfter``); ``None`` uses the restart policy's ``period_s``.
 
     Raises:
-        ValueError: on construction, if a bound is negative, ``max_s < min_s``,
-            ``multiplier < 1`` or ``jitter`` is outside ``[0, 1]``.
+        ValidationFailed: on construction (a ``ValueError``), naming the field: a negative
+            bound, ``max_s < min_s``, ``multiplier < 1``, ``jitter`` outside ``[0, 1]``,
+            a negative ``random_factor`` or a non-positive ``reset_after_s``.
     """
 
-    min_s: float = 0.1
-    max_s: float = 30.0
-    multiplier: float = 2.0
-    jitter: float = 0.0
+    min_s: Annotated[float, msgspec.Meta(ge=0.0)] = 0.1
+    max_s: Annotated[float, msgspec.Meta(ge=0.0)] = 30.0
+    multiplier: Annotated[float, msgspec.Meta(ge=1.0)] = 2.0
+    jitter: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
+    random_factor: Annotated[float, msgspec.Meta(ge=0.0, le=100.0)] = 0.0
+    reset_after_s: Annotated[float, msgspec.Meta(gt=0.0)] | None = None
 
     def __post_init__(self) -> None:
-        if not (0.0 <= self.min_s <= self.max_s) or math.isnan(self.max_s):
-            raise ValueError(f"need 0 <= min_s <= max_s, got min_s={self.min_s} max_s={self.max_s}")
-        if not self.multiplier >= 1.0:
-            raise ValueError(f"multiplier must be >= 1, got {self.multiplier}")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise ValueError(f"jitter must be in [0, 1], got {self.jitter}")
+        check_bounds(self)
+        if not self.min_s <= self.max_s:
+            raise ValidationFailed(
+                f"need min_s <= max_s, got min_s={self.min_s} max_s={self.max_s}", field="max_s"
+            )
 
-    def delay(self, attempt: int, rand: float = 0.0) -> float:
+    def delay(self, attempt: int, rand: float = 0.0, rand_up: float = 0.0) -> float:
         """Seconds to wait before the ``attempt``-th consecutive restart (0-based).
 
         Args:
             attempt: how many times in a row this child was restarted before; negative
                 values count as 0.
-            rand: a float in ``[0, 1)`` from the caller's random source; 0 means no jitter.
+            rand: a float in ``[0, 1)`` for ``jitter``; 0 means no shortening.
+            rand_up: an independent float in ``[0, 1)`` for ``random_factor``; 0 means
+                no lengthening.
         """
         attempt = max(attempt, 0)
         # Compare in log space so a large attempt cannot overflow the float power.
         if self.min_s == 0.0:
             base = 0.0
-        elif self.multiplier == 1.0 or attempt * math.log(self.multiplier) < math.log(
-            self.max_s / self.min_s
+        elif self.multiplier == 1.0 or attempt * math.log(self.multiplier) < (
+            # Logs of each, not of the ratio: max_s / a subnormal min_s overflows.
+            math.log(self.max_s) - math.log(self.min_s)
         ):
-            base = self.min_s * self.multiplier**attempt
+            try:
+                base = self.min_s * self.multiplier**attempt
+            except OverflowError:
+                # Only for a subnormal min_s: the power overflows though the product fits.
+                base = math.exp(math.log(self.min_s) + attempt * math.log(self.multiplier))
         else:
             base = self.max_s
-        return base * (1.0 - self.jitter * min(max(rand, 0.0), 1.0))
+        shorter = 1.0 - self.jitter * min(max(rand, 0.0), 1.0)
+        longer = 1.0 + self.random_factor * min(max(rand_up, 0.0), 1.0)
+        return base * shorter * longer
 
 
 class RestartPolicy(msgspec.Struct, frozen=True):
@@ -73,18 +96,16 @@ class RestartPolicy(msgspec.Struct, frozen=True):
     once, as OTP does.
 
     Raises:
-        ValueError: on construction, if ``max_restarts < 0`` or ``period_s <= 0``.
+        ValidationFailed: on construction (a ``ValueError``), if ``max_restarts < 0`` or
+            ``period_s <= 0``, naming the field.
     """
 
-    max_restarts: int = 1
-    period_s: float = 5.0
+    max_restarts: Annotated[int, msgspec.Meta(ge=0)] = 1
+    period_s: Annotated[float, msgspec.Meta(gt=0.0)] = 5.0
     backoff: Backoff | None = None
 
     def __post_init__(self) -> None:
-        if self.max_restarts < 0:
-            raise ValueError(f"max_restarts must be >= 0, got {self.max_restarts}")
-        if not self.period_s > 0.0:
-            raise ValueError(f"period_s must be > 0, got {self.period_s}")
+        check_bounds(self)
 
     @property
     def window(self) -> int:
@@ -114,21 +135,30 @@ class RestartPolicy(msgspec.Struct, frozen=True):
         # the window together with k-1 newer ones and this restart: O(1) per decision.
         return len(recent) >= k and now - recent[-k] < self.period_s
 
-    def restart_delay(self, attempt: int, rand: float = 0.0) -> float:
+    def restart_delay(self, attempt: int, rand: float = 0.0, rand_up: float = 0.0) -> float:
         """Seconds to wait before a restart; 0.0 without a :class:`Backoff`.
 
         Args:
             attempt: consecutive restarts of the same child before this one (0-based).
             rand: a float in ``[0, 1)`` for jitter.
+            rand_up: an independent float in ``[0, 1)`` for the random factor.
         """
         if self.backoff is None:
             return 0.0
-        return self.backoff.delay(attempt, rand)
+        return self.backoff.delay(attempt, rand, rand_up)
+
+    @property
+    def reset_after_s(self) -> float:
+        """Uptime after which a child's backoff starts over: the backoff's
+        ``reset_after_s`` if set, else ``period_s``."""
+        if self.backoff is not None and self.backoff.reset_after_s is not None:
+            return self.backoff.reset_after_s
+        return self.period_s
 
     def next_attempt(self, attempt: int, uptime_s: float) -> int:
         """The backoff attempt number for a child that failed after running ``uptime_s``.
 
-        A child that stayed up for at least ``period_s`` is considered healthy again, so its
-        backoff starts over; otherwise the count goes on from ``attempt``.
+        A child that stayed up for at least :attr:`reset_after_s` is considered healthy
+        again, so its backoff starts over; otherwise the count goes on from ``attempt``.
         """
-        return 0 if uptime_s >= self.period_s else attempt
+        return 0 if uptime_s >= self.reset_after_s else attempt

@@ -29,7 +29,7 @@ import anyio
 import anyio.lowlevel
 import msgspec
 
-from policies import PressurePolicy, RetryPolicy
+from policies import PressureLevel, PressurePolicy, RetryPolicy
 from runtime._errors import PressureRejected
 from runtime.pipeline import HandlerContext, Pipeline, PipelineConfig, PipelineStatistics
 from runtime.store import (
@@ -42,6 +42,7 @@ from runtime.store import (
     open_store,
 )
 from runtime.worker import TerminalError
+from supervisors import heartbeat
 
 FAULTS = (
     ("crash", 0.02),
@@ -92,10 +93,36 @@ class CrashFault(RuntimeError):
 
 
 class DemoHandler:
-    """Honest work, with faults on schedule."""
+    """Honest work, with faults on schedule.
+
+    Items numbered ``burst_from`` and up (the burst) wait at ``gate`` until the demo has
+    seen the queue's pressure rise (or ``gate_timeout_s`` passes): the burst then fills
+    the queue on any machine, however fast its workers, instead of racing them. A waiting
+    handler heartbeats, so it is not taken for a hung one.
+    """
+
+    def __init__(
+        self,
+        gate: anyio.Event | None = None,
+        *,
+        burst_from: int = 0,
+        gate_timeout_s: float = 10.0,
+    ) -> None:
+        self.gate = gate
+        self.burst_from = burst_from
+        self.gate_timeout_s = gate_timeout_s
+
+    async def _wait_for_gate(self, gate: anyio.Event) -> None:
+        with anyio.move_on_after(self.gate_timeout_s):
+            while not gate.is_set():
+                heartbeat()
+                with anyio.move_on_after(0.1):
+                    await gate.wait()
 
     async def __call__(self, item: WorkItem, ctx: HandlerContext) -> bytes:
         payload = _decoder.decode(item.payload)
+        if self.gate is not None and payload.n >= self.burst_from and not self.gate.is_set():
+            await self._wait_for_gate(self.gate)
         first = item.attempt == 1
         if payload.fault == "poison":
             raise TerminalError(f"item {payload.n} is poison: payload cannot be processed")
@@ -176,13 +203,18 @@ async def run_demo(
     retry = RetryPolicy(max_attempts=3, base_delay_s=0.1, max_delay_s=1.0)
     config = demo_config(items)
     payloads = plan(items, seed)
-    burst = [DemoPayload(n=items + i, fault="none") for i in range(config.queue_capacity * 3 // 2)]
+    # More than the queue and the pipeline's memory hold together, so the queue reaches
+    # its bound while the burst waits at the gate.
+    burst_size = config.queue_capacity * 3 // 2 + config.capacity
+    burst = [DemoPayload(n=items + i, fault="none") for i in range(burst_size)]
+    gate = anyio.Event()
     ids: list[str] = []
     rejected = 0
     max_depth = 0
     started = anyio.current_time()
     async with open_store(db, StoreConfig(retry=retry)) as store:
-        pipeline = Pipeline(store, DemoHandler(), sinks=[DemoSink()], config=config, seed=seed)
+        handler = DemoHandler(gate, burst_from=items)
+        pipeline = Pipeline(store, handler, sinks=[DemoSink()], config=config, seed=seed)
 
         async def submit(batch: list[DemoPayload], priority: int) -> None:
             nonlocal rejected
@@ -217,6 +249,8 @@ async def run_demo(
             nonlocal max_depth
             while True:
                 max_depth = max(max_depth, pipeline.queue_pressure.depth)
+                if pipeline.queue_pressure.level is PressureLevel.CRITICAL:
+                    gate.set()
                 if on_progress is not None:
                     on_progress(pipeline.statistics(), anyio.current_time() - started)
                 await anyio.sleep(0.1)

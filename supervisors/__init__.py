@@ -17,16 +17,19 @@ from supervisors._child import (
     Restart,
     RestartReason,
 )
+from supervisors._down import ChildDown, ChildMonitor, DownReason
 from supervisors._dynamic import DynamicSupervisor
 from supervisors._errors import (
     ChildExited,
     ChildHung,
     ChildNotFound,
+    ChildRunning,
     ChildStartError,
     DuplicateChild,
     SupervisorError,
     SupervisorEscalation,
     SupervisorNotRunning,
+    TaskStopped,
     TooManyChildren,
 )
 from supervisors._heartbeat import ChildContext, current_child, heartbeat, shutdown_grace
@@ -37,20 +40,33 @@ from supervisors._partition import (
     PartitionSupervisor,
     partition_for,
 )
-from supervisors._records import AutoShutdown, RestartRecord, Strategy, SupervisorStatistics
+from supervisors._records import (
+    AutoShutdown,
+    ChildCounts,
+    RestartRecord,
+    Strategy,
+    SupervisorStatistics,
+)
+from supervisors._stopping import abandoned_children
 from supervisors._supervisor import Supervisor
+from supervisors._tasks import TaskHandle, TaskSupervisor, TaskSupervisorStatistics
 
 __all__ = [
     "AutoShutdown",
     "ChildContext",
+    "ChildCounts",
+    "ChildDown",
     "ChildExited",
     "ChildHung",
     "ChildInfo",
+    "ChildMonitor",
     "ChildNotFound",
+    "ChildRunning",
     "ChildSpec",
     "ChildStart",
     "ChildStartError",
     "ChildState",
+    "DownReason",
     "DuplicateChild",
     "DynamicSupervisor",
     "Failure",
@@ -70,9 +86,14 @@ __all__ = [
     "SupervisorEscalation",
     "SupervisorNotRunning",
     "SupervisorStatistics",
+    "TaskHandle",
+    "TaskStopped",
+    "TaskSupervisor",
+    "TaskSupervisorStatistics",
     "TooManyChildren",
     "current_child",
     "heartbeat",
     "partition_for",
     "shutdown_grace",
+    "abandoned_children",
 ]

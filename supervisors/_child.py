@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Awaitable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Protocol
 
 import msgspec
 from anyio.abc import TaskStatus
+
+from policies import ValidationFailed, check_bounds
+from supervisors._down import ChildDown
 
 __all__ = [
     "ChildInfo",
@@ -49,7 +52,9 @@ class ChildState(enum.StrEnum):
     """Where a child is in its life, as ``which_children()`` reports it."""
 
     STARTING = "starting"
-    """Spawned (or waiting out a restart backoff), ``task_status.started()`` not yet called."""
+    """Spawned, ``task_status.started()`` not yet called."""
+    RESTARTING = "restarting"
+    """Waiting out a restart backoff before it is started again; it can be terminated."""
     RUNNING = "running"
     """Initialised: ``task_status.started()`` was called."""
     STOPPING = "stopping"
@@ -86,28 +91,44 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
         heartbeat_timeout: if set, the child must call :func:`supervisors.heartbeat` at
             least this often (seconds, counted from its start); when it does not, it is
             cancelled and handled as a crash with reason ``hang``.
+        on_down: if set, called synchronously with a :class:`~supervisors.ChildDown` when
+            the child's life ends, i.e. it ends and its supervisor will not start it again:
+            a temporary or transient child that returned, a child that crashed and is not
+            restarted (temporary, or the crash that made the supervisor give up), a child
+            terminated or stopped by its supervisor (``terminate_child``, the supervisor's
+            stop, the supervisor giving up, a temporary child caught in a group restart),
+            or a child abandoned past its stop deadline. Never called between a crash and
+            its restart. It runs inside the supervisor's control path, so it must be quick
+            and must not block; an exception it raises is logged and otherwise ignored.
 
     Raises:
-        ValueError: on construction, for an empty id, a negative ``shutdown_timeout``, a
-            non-positive ``heartbeat_timeout`` or a significant permanent child.
+        ValidationFailed: on construction (a ``ValueError``), naming the field: an empty
+            id, a negative ``shutdown_timeout``, a non-positive or infinite
+            ``heartbeat_timeout``, or a significant permanent child.
     """
 
-    id: str
+    id: Annotated[str, msgspec.Meta(min_length=1)]
     start: ChildStart
     restart: Restart = Restart.PERMANENT
-    shutdown_timeout: float = 5.0
+    shutdown_timeout: Annotated[float, msgspec.Meta(ge=0.0)] = 5.0
     significant: bool = False
-    heartbeat_timeout: float | None = None
+    heartbeat_timeout: Annotated[float, msgspec.Meta(gt=0.0)] | None = None
+    on_down: Callable[[ChildDown], None] | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
-            raise ValueError("child id must not be empty")
-        if not self.shutdown_timeout >= 0.0:
-            raise ValueError(f"shutdown_timeout must be >= 0, got {self.shutdown_timeout}")
-        if self.heartbeat_timeout is not None and not (0.0 < self.heartbeat_timeout < math.inf):
-            raise ValueError(f"heartbeat_timeout must be > 0, got {self.heartbeat_timeout}")
+            raise ValidationFailed("child id must not be empty", field="id")
+        check_bounds(self)
+        if self.heartbeat_timeout is not None and math.isinf(self.heartbeat_timeout):
+            raise ValidationFailed(
+                f"heartbeat_timeout must be finite, got {self.heartbeat_timeout}",
+                field="heartbeat_timeout",
+            )
         if self.significant and self.restart is Restart.PERMANENT:
-            raise ValueError(f"child {self.id!r}: a permanent child cannot be significant")
+            raise ValidationFailed(
+                f"child {self.id!r}: a permanent child cannot be significant",
+                field="significant",
+            )
 
 
 class Failure(msgspec.Struct, frozen=True, kw_only=True):

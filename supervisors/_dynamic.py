@@ -12,8 +12,15 @@ from opentelemetry.trace import TracerProvider
 
 from policies import RestartPolicy
 from supervisors._child import ChildInfo, ChildSpec, Restart
+from supervisors._down import ChildMonitor
 from supervisors._engine import Engine
-from supervisors._records import AutoShutdown, RestartRecord, Strategy, SupervisorStatistics
+from supervisors._records import (
+    AutoShutdown,
+    ChildCounts,
+    RestartRecord,
+    Strategy,
+    SupervisorStatistics,
+)
 from supervisors._telemetry import Telemetry
 
 __all__ = ["DynamicSupervisor"]
@@ -33,12 +40,20 @@ class DynamicSupervisor:
         max_children: bound on concurrently supervised children (default 1000).
         name: used in telemetry, logs and errors.
         history_cap: bound on :meth:`restart_history` (default 100).
+        stop_timeout: bound, in seconds, on stopping all children when ``run()`` ends
+            (default ``math.inf``: each child is still bounded by its own
+            ``shutdown_timeout`` plus ``kill_timeout``). Past it every child still running
+            is cancelled outright and abandoned.
+        kill_timeout: seconds a child whose ``shutdown_timeout`` has run out (at once for
+            ``shutdown_timeout=0``, OTP's ``brutal_kill``) gets to unwind after everything
+            it runs was cancelled, before it is reported and abandoned (default 1.0).
         tracer_provider: OpenTelemetry tracer provider; the global one if ``None``.
         meter_provider: OpenTelemetry meter provider; the global one if ``None``.
         random: source for backoff jitter.
 
     Raises:
-        ValueError: ``max_children < 1`` or ``history_cap < 1``.
+        ValidationFailed: ``max_children < 1``, ``history_cap < 1``, or a negative
+            ``stop_timeout`` or ``kill_timeout``.
     """
 
     def __init__(
@@ -48,6 +63,8 @@ class DynamicSupervisor:
         max_children: int = 1000,
         name: str = "dynamic_supervisor",
         history_cap: int = 100,
+        stop_timeout: float = math.inf,
+        kill_timeout: float = 1.0,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         random: random.Random | None = None,
@@ -59,6 +76,8 @@ class DynamicSupervisor:
             auto_shutdown=AutoShutdown.NEVER,
             history_cap=history_cap,
             max_children=max_children,
+            stop_timeout=stop_timeout,
+            kill_timeout=kill_timeout,
             telemetry=Telemetry(name, tracer_provider, meter_provider),
             rng=random,
         )
@@ -82,7 +101,8 @@ class DynamicSupervisor:
             RuntimeError: ``run()`` is already active on this object.
 
         Cancellation: as :meth:`Supervisor.run`: children are stopped in reverse start
-        order, each within its ``shutdown_timeout``.
+        order, each within its ``shutdown_timeout`` plus ``kill_timeout``, all within
+        ``stop_timeout``; children still running past that are abandoned.
         """
         await self._engine.run(task_status, dynamic=True)
 
@@ -93,6 +113,8 @@ class DynamicSupervisor:
             SupervisorNotRunning: ``run()`` is not active or the supervisor is shutting down.
             DuplicateChild: a child with ``spec.id`` is already supervised.
             TooManyChildren: ``max_children`` children are already supervised.
+            ValidationFailed: ``spec.significant`` (a dynamic supervisor never shuts down
+                on its children's account, so OTP rejects it).
             ChildStartError: the child ended before ``started()`` (its exception chained).
 
         Cancellation: if the caller is cancelled while the child initialises, the child
@@ -103,6 +125,8 @@ class DynamicSupervisor:
     async def terminate_child(self, child_id: str) -> None:
         """Stop a child (within its ``shutdown_timeout``) and forget it; it is not restarted.
 
+        A child waiting out a restart backoff (state ``restarting``) is stopped at once.
+
         Raises:
             SupervisorNotRunning: ``run()`` is not active or the supervisor is shutting down.
             ChildNotFound: no child with that id is supervised.
@@ -111,6 +135,10 @@ class DynamicSupervisor:
         but the child still stops.
         """
         await self._engine.terminate_child(child_id)
+
+    def count_children(self) -> ChildCounts:
+        """How many children are supervised and how many of them run."""
+        return self._engine.count_children()
 
     def child_spec(
         self,
@@ -126,6 +154,22 @@ class DynamicSupervisor:
             restart=restart,
             shutdown_timeout=shutdown_timeout,
         )
+
+    def monitor(self, child_id: str) -> ChildMonitor:
+        """Watch the current life of child ``child_id`` (OTP ``erlang:monitor``).
+
+        The returned :class:`~supervisors.ChildMonitor`'s ``await wait()`` gives the
+        :class:`~supervisors.ChildDown` that ends the life: the child ended and will not be
+        started again (returned and not restarted, crashed and not restarted, stopped by
+        this supervisor, abandoned past its stop deadline). A crash followed by a restart
+        does not end it. If the child is not running now, the monitor has already fired
+        with reason ``noproc`` (ended children are forgotten; an unknown id is treated the
+        same, as OTP does for a dead process).
+
+        Must be called from inside the event loop. Never blocks; monitors hold no
+        supervisor resources (drop one to demonitor).
+        """
+        return self._engine.monitor(child_id)
 
     def which_children(self) -> list[ChildInfo]:
         """A snapshot of every supervised child, in start order."""

@@ -8,11 +8,13 @@ __all__ = [
     "ChildExited",
     "ChildHung",
     "ChildNotFound",
+    "ChildRunning",
     "ChildStartError",
     "DuplicateChild",
     "SupervisorError",
     "SupervisorEscalation",
     "SupervisorNotRunning",
+    "TaskStopped",
     "TooManyChildren",
 ]
 
@@ -95,3 +97,11 @@ class DuplicateChild(SupervisorError, ValueError):
 
 class SupervisorNotRunning(SupervisorError):
     """The operation needs a running supervisor (inside ``run()``, not shutting down)."""
+
+
+class ChildRunning(SupervisorError):
+    """``restart_child``/``delete_child`` refused: the child is running (terminate it first)."""
+
+
+class TaskStopped(SupervisorError):
+    """A ``TaskSupervisor`` task was stopped (or abandoned) before it returned or raised."""

@@ -125,6 +125,14 @@ class ChildContext:
         if self._done is not None:
             self._done.set()
 
+    def _kill(self, now: float) -> None:
+        """Cancel the incarnation and every grace scope now, whatever time was left."""
+        self._stopping = True
+        self._hard_deadline = min(self._hard_deadline, now)
+        for scope in self._grace:
+            scope.cancel()
+        self._scope.cancel()
+
     def _request_stop(self, timeout: float, now: float) -> None:
         self._stopping = True
         self._hard_deadline = now + timeout

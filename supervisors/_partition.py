@@ -19,6 +19,7 @@ Design, for worker pools keyed by an item key (replay workers, per-key ordered c
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections.abc import Callable
 from functools import partial
@@ -33,6 +34,7 @@ from opentelemetry.trace import TracerProvider
 
 from policies import RestartPolicy
 from supervisors._child import ChildInfo, ChildSpec
+from supervisors._down import ChildMonitor
 from supervisors._records import RestartRecord, Strategy, SupervisorStatistics
 from supervisors._supervisor import Supervisor
 
@@ -98,6 +100,7 @@ class PartitionSupervisor(Generic[T]):
         policy: restart intensity for the inner supervisor (default OTP's 1 in 5 s).
         name: used in telemetry, logs and errors.
         history_cap: bound on :meth:`restart_history`.
+        stop_timeout, kill_timeout: as for :class:`~supervisors.Supervisor`.
         tracer_provider, meter_provider, random: as for :class:`~supervisors.Supervisor`.
 
     Raises:
@@ -117,6 +120,8 @@ class PartitionSupervisor(Generic[T]):
         policy: RestartPolicy | None = None,
         name: str = "partition_supervisor",
         history_cap: int = 100,
+        stop_timeout: float = math.inf,
+        kill_timeout: float = 1.0,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         random: random.Random | None = None,
@@ -145,6 +150,7 @@ class PartitionSupervisor(Generic[T]):
                     shutdown_timeout=template.shutdown_timeout,
                     significant=template.significant,
                     heartbeat_timeout=template.heartbeat_timeout,
+                    on_down=template.on_down,
                 )
             )
         self._supervisor = Supervisor(
@@ -153,6 +159,8 @@ class PartitionSupervisor(Generic[T]):
             policy,
             name=name,
             history_cap=history_cap,
+            stop_timeout=stop_timeout,
+            kill_timeout=kill_timeout,
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             random=random,
@@ -231,6 +239,14 @@ class PartitionSupervisor(Generic[T]):
         return ChildSpec(
             id=id if id is not None else self.name, start=self.run, shutdown_timeout=float("inf")
         )
+
+    def monitor(self, child_id: str) -> ChildMonitor:
+        """Watch a partition's child (see :meth:`Supervisor.monitor`).
+
+        A partition's life ends only when the partition supervisor stops or gives up (or,
+        for a non-permanent partition child, when it ends and is not restarted).
+        """
+        return self._supervisor.monitor(child_id)
 
     def which_children(self) -> list[ChildInfo]:
         """A snapshot of every partition's child, by index."""

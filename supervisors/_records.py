@@ -8,7 +8,7 @@ import msgspec
 
 from supervisors._child import RestartReason
 
-__all__ = ["AutoShutdown", "RestartRecord", "Strategy", "SupervisorStatistics"]
+__all__ = ["AutoShutdown", "ChildCounts", "RestartRecord", "Strategy", "SupervisorStatistics"]
 
 
 class Strategy(enum.StrEnum):
@@ -66,6 +66,10 @@ class SupervisorStatistics(msgspec.Struct, frozen=True, kw_only=True):
         escalations_total: times this supervisor gave up, since construction.
         history_size: entries in ``restart_history()``.
         history_cap: the bound on ``history_size``.
+        abandoned_total: children abandoned since construction: still running when their
+            stop deadline passed (see ``docs/supervision.md``, "Bounded stop").
+        abandoned: ids of the children the latest stop of all children abandoned, in
+            the order they were given up on (at most one entry per child).
     """
 
     name: str
@@ -79,3 +83,18 @@ class SupervisorStatistics(msgspec.Struct, frozen=True, kw_only=True):
     escalations_total: int
     history_size: int
     history_cap: int
+    abandoned_total: int = 0
+    abandoned: tuple[str, ...] = ()
+
+
+class ChildCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``count_children()`` returns (OTP ``supervisor:count_children``).
+
+    Attributes:
+        specs: children the supervisor lists, running or not.
+        active: of those, how many have a running incarnation (starting, restarting after a
+            backoff, running or stopping).
+    """
+
+    specs: int
+    active: int

@@ -13,8 +13,15 @@ from opentelemetry.trace import TracerProvider
 
 from policies import RestartPolicy
 from supervisors._child import ChildInfo, ChildSpec, Restart
+from supervisors._down import ChildMonitor
 from supervisors._engine import Engine
-from supervisors._records import AutoShutdown, RestartRecord, Strategy, SupervisorStatistics
+from supervisors._records import (
+    AutoShutdown,
+    ChildCounts,
+    RestartRecord,
+    Strategy,
+    SupervisorStatistics,
+)
 from supervisors._telemetry import Telemetry
 
 __all__ = ["Supervisor"]
@@ -38,13 +45,22 @@ class Supervisor:
         name: used in telemetry, logs and errors.
         auto_shutdown: whether significant children ending stops the supervisor.
         history_cap: bound on :meth:`restart_history` (default 100).
+        stop_timeout: bound, in seconds, on stopping all children when ``run()`` ends
+            (default ``math.inf``: each child is still bounded by its own
+            ``shutdown_timeout`` plus ``kill_timeout``). Past it every child still running
+            is cancelled outright and abandoned.
+        kill_timeout: seconds a child whose ``shutdown_timeout`` has run out (at once for
+            ``shutdown_timeout=0``, OTP's ``brutal_kill``) gets to unwind after everything
+            it runs was cancelled, before it is reported and abandoned (default 1.0).
         tracer_provider: OpenTelemetry tracer provider; the global one if ``None``.
         meter_provider: OpenTelemetry meter provider; the global one if ``None``.
         random: source for backoff jitter; a fresh ``random.Random()`` if ``None``.
 
     Raises:
         DuplicateChild: two specs share an id.
-        ValueError: ``history_cap < 1``.
+        ValidationFailed: ``history_cap < 1``, a negative ``stop_timeout`` or
+            ``kill_timeout``, or a significant child with ``auto_shutdown=NEVER`` (OTP's
+            ``bad_combination``).
     """
 
     def __init__(
@@ -56,6 +72,8 @@ class Supervisor:
         name: str = "supervisor",
         auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
         history_cap: int = 100,
+        stop_timeout: float = math.inf,
+        kill_timeout: float = 1.0,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         random: random.Random | None = None,
@@ -67,6 +85,8 @@ class Supervisor:
             auto_shutdown=auto_shutdown,
             history_cap=history_cap,
             max_children=None,
+            stop_timeout=stop_timeout,
+            kill_timeout=kill_timeout,
             telemetry=Telemetry(name, tracer_provider, meter_provider),
             rng=random,
         )
@@ -101,10 +121,69 @@ class Supervisor:
 
         Cancellation: stops the children in reverse start order, each given its
         ``shutdown_timeout`` for cleanup inside :func:`~supervisors.shutdown_grace`, and
-        only then lets the cancellation through. The stop itself is shielded, bounded by the
-        ``shutdown_timeout`` this supervisor has as a child of its own parent.
+        only then lets the cancellation through. The stop itself is shielded and bounded:
+        a child past its ``shutdown_timeout`` plus ``kill_timeout`` is abandoned (reported,
+        and listed in ``statistics().abandoned``), the whole stop is cut at
+        ``stop_timeout``, and, when this supervisor is itself a child, at the deadline its
+        parent gives it; children not reached by then are still asked to stop. See
+        ``docs/supervision.md``, "Bounded stop", for what abandoning a task means.
         """
         await self._engine.run(task_status, dynamic=False)
+
+    async def start_child(self, spec: ChildSpec) -> None:
+        """Add a child at the end of the start order and start it (OTP ``start_child``).
+
+        Returns once it called ``task_status.started()``. It is then supervised like the
+        children given at construction (restarted by strategy, stopped in reverse order).
+
+        Raises:
+            SupervisorNotRunning: ``run()`` is not active or the supervisor is stopping.
+            DuplicateChild: a child with ``spec.id`` is listed (running or not).
+            ValidationFailed: ``spec`` is significant and ``auto_shutdown`` is ``NEVER``.
+            ChildStartError: the child ended before ``started()`` (cause chained); a
+                permanent or transient child stays listed, stopped, as in OTP.
+
+        Cancellation: if the caller is cancelled while the child initialises, the child
+        still starts and stays supervised.
+        """
+        await self._engine.start_child(spec)
+
+    async def terminate_child(self, child_id: str) -> None:
+        """Stop a child (bounded as a stop is) and keep its spec listed, stopped.
+
+        A temporary child's spec is deleted, as in OTP. Stopping a listed child that is
+        not running does nothing.
+
+        Raises:
+            SupervisorNotRunning: ``run()`` is not active or the supervisor is stopping.
+            ChildNotFound: no child with that id is listed.
+        """
+        await self._engine.terminate_child(child_id)
+
+    async def restart_child(self, child_id: str) -> None:
+        """Start a listed child that is not running (terminated, or ended and not restarted).
+
+        Raises:
+            SupervisorNotRunning: ``run()`` is not active or the supervisor is stopping.
+            ChildNotFound: no child with that id is listed.
+            ChildRunning: it is running.
+            ChildStartError: it ended before ``started()``; it stays listed, stopped.
+        """
+        await self._engine.restart_child(child_id)
+
+    async def delete_child(self, child_id: str) -> None:
+        """Remove a listed child that is not running.
+
+        Raises:
+            SupervisorNotRunning: ``run()`` is not active or the supervisor is stopping.
+            ChildNotFound: no child with that id is listed.
+            ChildRunning: it is running (terminate it first).
+        """
+        await self._engine.delete_child(child_id)
+
+    def count_children(self) -> ChildCounts:
+        """How many children are listed and how many of them run (OTP ``count_children``)."""
+        return self._engine.count_children()
 
     def child_spec(
         self,
@@ -127,6 +206,22 @@ class Supervisor:
             shutdown_timeout=shutdown_timeout,
             significant=significant,
         )
+
+    def monitor(self, child_id: str) -> ChildMonitor:
+        """Watch the current life of child ``child_id`` (OTP ``erlang:monitor``).
+
+        The returned :class:`~supervisors.ChildMonitor`'s ``await wait()`` gives the
+        :class:`~supervisors.ChildDown` that ends the life: the child ended and will not be
+        started again (returned and not restarted, crashed and not restarted, stopped by
+        this supervisor, abandoned past its stop deadline). A crash followed by a restart
+        does not end it. If the child is not running now, the monitor has already fired:
+        with the child's last ``ChildDown`` if it ran before, else with reason ``noproc``
+        (an unknown id too, as OTP does for a dead process).
+
+        Must be called from inside the event loop. Never blocks; monitors hold no
+        supervisor resources (drop one to demonitor).
+        """
+        return self._engine.monitor(child_id)
 
     def which_children(self) -> list[ChildInfo]:
         """A snapshot of every child: id, state, restart type, restarts, last failure."""

@@ -25,12 +25,13 @@ _SCOPE = "garrison.supervisors"
 RESTART_SPAN = "garrison.supervisor.restart"
 ESCALATION_SPAN = "garrison.supervisor.escalation"
 HANG_EVENT = "garrison.supervisor.hang"
+ABANDON_SPAN = "garrison.supervisor.abandon"
 
 
 class Telemetry:
     """The instruments one supervisor reports through."""
 
-    __slots__ = ("_escalations", "_hangs", "_restarts", "_tracer", "supervisor")
+    __slots__ = ("_abandoned", "_escalations", "_hangs", "_restarts", "_tracer", "supervisor")
 
     def __init__(
         self,
@@ -55,6 +56,12 @@ class Telemetry:
             "garrison.supervisor.escalations",
             unit="{escalation}",
             description="Times a supervisor exceeded its restart intensity and gave up.",
+        )
+
+        self._abandoned = meter.create_counter(
+            "garrison.supervisor.abandoned",
+            unit="{child}",
+            description="Children still running past their stop deadline, left running.",
         )
 
     def _attributes(
@@ -162,4 +169,29 @@ class Telemetry:
                 "reason": reason.value,
                 "error_type": attributes.get("exception.type"),
             },
+        )
+
+    def abandoned(self, child_id: str, shutdown_timeout: float, kill_timeout: float) -> None:
+        """Report a child that did not stop by its deadline and was abandoned."""
+        attributes: dict[str, str | float] = {
+            "garrison.supervisor.name": self.supervisor,
+            "garrison.child.id": child_id,
+            "garrison.child.shutdown_timeout_s": shutdown_timeout,
+            "garrison.child.kill_timeout_s": kill_timeout,
+        }
+        trace.get_current_span().add_event(ABANDON_SPAN, attributes)
+        span = self._tracer.start_span(ABANDON_SPAN, attributes=attributes)
+        span.set_status(Status(StatusCode.ERROR, f"child {child_id!r} did not stop"))
+        span.end()
+        self._abandoned.add(
+            1, {"garrison.supervisor.name": self.supervisor, "garrison.child.id": child_id}
+        )
+        logger.error(
+            "supervisor %s: child %s did not stop within its deadline (shutdown_timeout %gs,"
+            " kill_timeout %gs); abandoned, its task is left running",
+            self.supervisor,
+            child_id,
+            shutdown_timeout,
+            kill_timeout,
+            extra={"supervisor": self.supervisor, "child_id": child_id},
         )

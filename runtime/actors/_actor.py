@@ -1,181 +1,38 @@
-"""``Actor``: a supervised task with a bounded mailbox, ``cast``, ``call`` and checkpoints."""
+"""``Actor``: a supervised task with a bounded mailbox, ``cast``, ``call``, death watch."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, Protocol, TypeVar, cast
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, TypeVar, cast
 
 import anyio
-import msgspec
 from anyio.abc import TaskStatus
-from anyio.lowlevel import checkpoint
 
 from policies import PressureLevel, PressurePolicy
 from runtime._errors import PressureRejected
-from runtime._loop import fast_clock
-from runtime.actors._errors import CallFailed, CallTimeout, HandlerTimeout
-from runtime.actors._mailbox import Mailbox, MailboxStatistics, TransitionHook
-from supervisors import ChildSpec, Restart, heartbeat
+from runtime.actors._behaviour import ActorContext, Behaviour, CheckpointStore
+from runtime.actors._errors import ActorGone, CallingSelf, CallTimeout, TooManyWatchers
+from runtime.actors._incarnation import _Call, _Incarnation, _running
+from runtime.actors._mailbox import Mailbox
+from runtime.actors._pressure import TransitionHook
+from runtime.actors._registry import Registry
+from runtime.actors._statistics import ActorStatistics
+from runtime.actors._watch import Watch
+from supervisors import ChildDown, ChildSpec, DownReason, Restart, current_child
 
-__all__ = [
-    "Actor",
-    "ActorContext",
-    "ActorStatistics",
-    "Behaviour",
-    "CheckpointStore",
-    "from_handler",
-]
+__all__ = ["Actor"]
 
 M = TypeVar("M")
 R = TypeVar("R")
-
-
-class CheckpointStore(Protocol):
-    """Where actors keep state snapshots; :class:`runtime.Store` is one."""
-
-    async def save_checkpoint(self, name: str, state: bytes) -> None:
-        """Keep ``state`` as the latest snapshot of ``name``."""
-
-    async def load_checkpoint(self, name: str) -> bytes | None:
-        """The latest snapshot of ``name``, or ``None``."""
-
-
-class ActorContext:
-    """What a behaviour sees of its actor during one incarnation.
-
-    Attributes:
-        actor: the actor's name.
-        incarnation: 1 for the first start, then one more at every restart.
-        restored: the last checkpoint saved by an earlier incarnation (loaded from the
-            store before :meth:`Behaviour.started`), or ``None``.
-    """
-
-    __slots__ = ("_actor", "actor", "incarnation", "restored")
-
-    def __init__(self, actor: Actor[Any, Any], incarnation: int, restored: bytes | None) -> None:
-        self._actor = actor
-        self.actor = actor.name
-        self.incarnation = incarnation
-        self.restored = restored
-
-    @property
-    def degraded(self) -> bool:
-        """Whether the mailbox's pressure level calls for ``degrade``: skip optional work."""
-        return self._actor.degraded
-
-    @property
-    def level(self) -> PressureLevel:
-        """The mailbox's pressure level now."""
-        return self._actor.level
-
-    async def checkpoint(self, state: bytes) -> None:
-        """Save ``state`` as this actor's snapshot; the next incarnation gets it back.
-
-        Raises:
-            RuntimeError: the actor was built without a ``store``.
-            Whatever the store raises (e.g. ``ValidationFailed`` over the size limit,
-            ``StoreUnavailable``); the previous snapshot then stays.
-        """
-        store = self._actor._store
-        if store is None:
-            raise RuntimeError(f"actor {self.actor!r} has no checkpoint store")
-        await store.save_checkpoint(self.actor, state)
-
-
-class Behaviour(Generic[M, R]):
-    """What an actor does. Subclass it; a fresh instance runs each incarnation.
-
-    State kept on the instance therefore starts afresh after a crash; what must survive
-    goes through :meth:`ActorContext.checkpoint` and comes back as ``ctx.restored``.
-    """
-
-    async def started(self, ctx: ActorContext) -> None:
-        """Called once per incarnation before any message (default: nothing).
-
-        Restore state from ``ctx.restored`` here. Raising fails the start.
-        """
-
-    async def handle(self, ctx: ActorContext, message: M) -> R:
-        """Handle one message; the result is the reply to a :meth:`Actor.call`.
-
-        Raising crashes the actor (the caller of a ``call`` gets ``CallFailed``); its
-        supervisor decides on the restart. Messages still in the mailbox wait for the
-        next incarnation.
-        """
-        raise NotImplementedError
-
-
-class _FunctionBehaviour(Behaviour[M, R]):
-    __slots__ = ("_fn",)
-
-    def __init__(self, fn: Callable[[ActorContext, M], Awaitable[R]]) -> None:
-        self._fn = fn
-
-    async def handle(self, ctx: ActorContext, message: M) -> R:
-        return await self._fn(ctx, message)
-
-
-def from_handler(
-    fn: Callable[[ActorContext, M], Awaitable[R]],
-) -> Callable[[], Behaviour[M, R]]:
-    """A behaviour factory for a stateless ``async def fn(ctx, message) -> reply``."""
-    return lambda: _FunctionBehaviour(fn)
-
-
-class _Call(Generic[M, R]):
-    """A request of :meth:`Actor.call` travelling through the mailbox."""
-
-    __slots__ = ("abandoned", "done", "error", "message", "result")
-
-    def __init__(self, message: M) -> None:
-        self.message = message
-        self.done = anyio.Event()
-        self.result: R | None = None
-        self.error: BaseException | None = None
-        self.abandoned = False
-
-    def reply(self, result: R) -> None:
-        self.result = result
-        self.done.set()
-
-    def fail(self, error: BaseException) -> None:
-        self.error = error
-        self.done.set()
-
-
-class ActorStatistics(msgspec.Struct, frozen=True, kw_only=True):
-    """A snapshot of an :class:`Actor`.
-
-    Attributes:
-        name: the actor's name.
-        running: whether an incarnation is running now.
-        incarnations: how many times it was started (restarts = ``incarnations - 1``).
-        handled: messages handled successfully (casts and calls).
-        failed: messages whose handler raised or timed out.
-        calls: ``call`` requests made.
-        call_timeouts: calls that got no reply in time.
-        skipped: requests not handled because their caller had already given up.
-        mailbox: the mailbox's statistics.
-    """
-
-    name: str
-    running: bool
-    incarnations: int
-    handled: int
-    failed: int
-    calls: int
-    call_timeouts: int
-    skipped: int
-    mailbox: MailboxStatistics
 
 
 class Actor(Generic[M, R]):
     """A task with a bounded mailbox, run (and restarted) by a supervisor.
 
     Args:
-        name: the actor's name: its child id, its mailbox's channel name and its
-            checkpoint key.
+        name: the actor's name: its child id, its mailbox's channel name, its
+            checkpoint key and its registry name.
         behaviour: a factory called once per incarnation (see :class:`Behaviour`,
             :func:`from_handler`).
         capacity: the mailbox's bound (default 64).
@@ -192,14 +49,22 @@ class Actor(Generic[M, R]):
         on_transition: the mailbox's transition hook (see :class:`Mailbox`).
         on_shed: called with ``(message, priority)`` for each message the mailbox sheds.
             A shed ``call`` request also fails its caller with ``PressureRejected``.
+        registry: a :class:`Registry` the actor registers its name in while alive.
+        max_watches: the most live :meth:`watch` handles at once (default 1,024).
 
     The mailbox belongs to the actor object, not to an incarnation: it outlives restarts,
     and messages sent while the actor is restarting wait for the next incarnation. The
     message being handled when an incarnation crashes is lost (a ``call`` caller gets
     :class:`CallFailed`); durable work is acknowledged through the store, not here.
 
+    Death watch: when the actor goes down for good (its supervisor will not restart it,
+    see :meth:`child_spec`; or, unsupervised, its :meth:`run` ended), queued ``call``
+    requests fail at once with :class:`ActorGone`, and so do new casts and calls and
+    senders waiting for room, until it is started again. Queued casts stay buffered
+    for that next start. :meth:`watch` and :meth:`wait_down` tell who wants to know.
+
     Raises:
-        ValueError: ``capacity < 1`` or a non-positive timeout.
+        ValueError: ``capacity < 1``, ``max_watches < 1`` or a non-positive timeout.
     """
 
     def __init__(
@@ -215,6 +80,8 @@ class Actor(Generic[M, R]):
         heartbeat_timeout: float | None = None,
         on_transition: TransitionHook | None = None,
         on_shed: Callable[[M, int], object] | None = None,
+        registry: Registry | None = None,
+        max_watches: int = 1024,
     ) -> None:
         for label, value in (
             ("call_timeout", call_timeout),
@@ -225,21 +92,25 @@ class Actor(Generic[M, R]):
                 raise ValueError(f"{label} must be > 0, got {value}")
         if heartbeat_timeout is not None and math.isinf(heartbeat_timeout):
             raise ValueError("heartbeat_timeout must be finite")
+        if max_watches < 1:
+            raise ValueError(f"max_watches must be >= 1, got {max_watches}")
         self._name = name
         self._factory = behaviour
         self._store = store
         self._call_timeout = call_timeout
         self._handler_timeout = handler_timeout
         self._heartbeat_timeout = heartbeat_timeout
+        self._shutdown_timeout = 5.0
         self._on_shed = on_shed
+        self._registry = registry
+        self._max_watches = max_watches
         self._mailbox: Mailbox[M | _Call[M, R]] = Mailbox(
             capacity, name=name, policy=policy, on_transition=on_transition, on_shed=self._shed
         )
         self._active = False
-        self._since: float | None = None
-        self._beat_at = -math.inf
-        self._timeout_error: HandlerTimeout | None = None
-        self._incarnations = self._handled = self._failed = 0
+        self._down: ChildDown | None = None
+        self._watches: dict[Watch, None] = {}
+        self._incarnations = self._handled = self._failed = self._resumed = 0
         self._calls = self._call_timeouts = self._skipped = 0
 
     # -- introspection ---------------------------------------------------------------
@@ -259,6 +130,12 @@ class Actor(Generic[M, R]):
         """Whether the mailbox's level calls for ``degrade``."""
         return self._mailbox.degraded
 
+    @property
+    def down(self) -> ChildDown | None:
+        """How the actor went down for good, or ``None`` while it lives (or will be
+        restarted, or was never started)."""
+        return self._down
+
     def statistics(self) -> ActorStatistics:
         """A frozen snapshot of the actor and its mailbox."""
         return ActorStatistics(
@@ -271,21 +148,26 @@ class Actor(Generic[M, R]):
             call_timeouts=self._call_timeouts,
             skipped=self._skipped,
             mailbox=self._mailbox.statistics(),
+            resumed=self._resumed,
+            down=None if self._down is None else self._down.reason.value,
+            watches=len(self._watches),
         )
 
     # -- messages --------------------------------------------------------------------
 
-    async def cast(self, message: M, *, priority: int = 0) -> None:
-        """Send ``message`` without waiting for it to be handled.
+    def cast(self, message: M, *, priority: int = 0) -> Coroutine[Any, Any, None]:
+        """Send ``message`` without waiting for it to be handled: ``await actor.cast(m)``.
 
         Subject to the mailbox's pressure actions (see :meth:`Mailbox.send`): it may
         wait (throttle, full), be shed (``on_shed``), or be refused.
 
         Raises:
             PressureRejected: refused by the ``reject`` action.
+            ActorGone: the actor is down for good (also while waiting for room).
             anyio.ClosedResourceError: the actor was closed.
         """
-        await self._mailbox.send(message, priority)
+        # The mailbox's own coroutine, not one wrapped in another: a frame less per cast.
+        return self._mailbox.send(message, priority)
 
     def cast_nowait(self, message: M, *, priority: int = 0) -> None:
         """:meth:`cast` without waiting.
@@ -293,6 +175,7 @@ class Actor(Generic[M, R]):
         Raises:
             anyio.WouldBlock: the mailbox is full, or throttled with no token now.
             PressureRejected: refused by the ``reject`` action.
+            ActorGone: the actor is down for good.
             anyio.ClosedResourceError: the actor was closed.
         """
         self._mailbox.send_nowait(message, priority)
@@ -311,9 +194,16 @@ class Actor(Generic[M, R]):
             CallTimeout: no reply within ``timeout``.
             CallFailed: the handler raised (its exception is the ``__cause__``), timed
                 out, or the actor was stopped while handling the request.
+            ActorGone: the actor is down for good, now or before it got to the request
+                (at once, not after the timeout).
+            CallingSelf: called from the actor's own incarnation: its task, or a task
+                started from it (which inherits the running actor's context), where the
+                call could only wait for the loop it blocks. Nothing is sent.
             PressureRejected: the request was refused or shed by the mailbox's policy.
             anyio.ClosedResourceError: the actor was closed.
         """
+        if _running.get() is self:
+            raise CallingSelf(f"actor {self._name!r} called itself", actor=self._name)
         limit = self._call_timeout if timeout is None else timeout
         request: _Call[M, R] = _Call(message)
         self._calls += 1
@@ -357,6 +247,71 @@ class Actor(Generic[M, R]):
         if self._on_shed is not None:
             self._on_shed(message, priority)
 
+    # -- death watch -----------------------------------------------------------------
+
+    def watch(self, on_down: Callable[[ChildDown], object] | None = None) -> Watch:
+        """Watch for the actor going down for good (Akka ``watch``, OTP ``monitor``).
+
+        The returned :class:`Watch` fires once: at the actor's next down, or at once if
+        it is down now. ``on_down``, if given, is then called synchronously with the
+        :class:`~supervisors.ChildDown` (it must not block; e.g. ``cast_nowait`` a
+        ``Terminated`` message to a watching actor); an exception from it is logged.
+
+        Raises:
+            TooManyWatchers: ``max_watches`` watches are live (not fired, not cancelled).
+        """
+        watch = Watch(self, on_down)
+        if self._down is not None:
+            watch._fire(self._down)
+            return watch
+        if len(self._watches) >= self._max_watches:
+            raise TooManyWatchers(
+                f"actor {self._name!r} has {self._max_watches} live watches",
+                actor=self._name,
+                max_watchers=self._max_watches,
+            )
+        self._watches[watch] = None
+        return watch
+
+    async def wait_down(self) -> ChildDown:
+        """Wait until the actor is down for good and return how; at once if it is now.
+
+        Raises:
+            TooManyWatchers: as :meth:`watch`.
+
+        Cancellation: unbounded by itself (bound it with your own scope); cancelling
+        releases the watch.
+        """
+        watch = self.watch()
+        try:
+            return await watch.wait()
+        finally:
+            watch.cancel()
+
+    def _went_down(self, down: ChildDown) -> None:
+        """The actor's life ended for good: refuse messages, fail queued callers, tell
+        the registry and the watchers. Synchronous: it runs in ``ChildSpec.on_down``."""
+        self._down = down
+        mailbox = self._mailbox
+        mailbox._refuse(self._gone)
+        for request in mailbox._remove_if(lambda item: isinstance(item, _Call)):
+            request = cast(_Call[M, R], request)
+            if request.abandoned:
+                self._skipped += 1
+            else:
+                request.fail(self._gone())
+        if self._registry is not None:
+            self._registry.unregister(self)
+        watches, self._watches = self._watches, {}
+        for watch in watches:
+            watch._fire(down)
+
+    def _gone(self) -> ActorGone:
+        down = self._down
+        reason = DownReason.NOPROC.value if down is None else down.reason.value
+        message = f"actor {self._name!r} is down ({reason})"
+        return ActorGone(message, actor=self._name, reason=reason)
+
     # -- running ---------------------------------------------------------------------
 
     def child_spec(
@@ -371,8 +326,11 @@ class Actor(Generic[M, R]):
 
         ``transient`` by default: restarted after a crash or hang, not after
         :meth:`close` has let it finish. The spec carries the actor's
-        ``heartbeat_timeout``.
+        ``heartbeat_timeout``, bounds the behaviour's end hooks by ``shutdown_timeout``,
+        and wires the death watch (``on_down``): when the supervisor will not restart
+        the actor, it is down (see :class:`Actor`).
         """
+        self._shutdown_timeout = shutdown_timeout
         return ChildSpec(
             id=self._name if id is None else id,
             start=self.run,
@@ -380,6 +338,7 @@ class Actor(Generic[M, R]):
             shutdown_timeout=shutdown_timeout,
             significant=significant,
             heartbeat_timeout=self._heartbeat_timeout,
+            on_down=self._went_down,
         )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -387,7 +346,9 @@ class Actor(Generic[M, R]):
 
         Calls ``task_status.started()`` once the behaviour's ``started`` returned, so it
         fits ``task_group.start`` and supervisors. Returns when the actor is closed and
-        its mailbox drained.
+        its mailbox drained, or when a handler's error is decided ``STOP``. A down actor
+        accepts messages again from here on; with a registry, the name is registered
+        before ``started``.
 
         With a ``handler_timeout`` or a ``heartbeat_timeout``, a watchdog task runs beside
         the message loop, which itself pays only a clock read per message for it. The
@@ -398,9 +359,14 @@ class Actor(Generic[M, R]):
         it has run between 7/8 and 9/8 of ``heartbeat_timeout``: one that finishes within
         7/8 of it never is, one stuck for 9/8 of it always is.
 
+        Unsupervised (not run by a supervisor), the end of ``run`` is the actor's down,
+        with reason ``normal``, ``crashed`` or ``shutdown`` (cancelled).
+
         Raises:
             RuntimeError: another incarnation of this actor is running.
-            HandlerTimeout, or whatever the behaviour raised: the actor crashed.
+            NameTaken, RegistryFull: the name could not be registered.
+            HandlerTimeout, :class:`Escalated`, or whatever the behaviour raised: the
+            actor crashed.
 
         Cancellation: stops between or during messages; a ``call`` being handled fails
         with ``CallFailed``; buffered messages stay for the next incarnation.
@@ -408,11 +374,16 @@ class Actor(Generic[M, R]):
         if self._active:
             raise RuntimeError(f"actor {self._name!r} is already running")
         self._active = True
-        self._since = None
-        self._beat_at = -math.inf
-        self._timeout_error = None
+        token = _running.set(self)
+        reason = DownReason.SHUTDOWN
+        error: Exception | None = None
         try:
             self._incarnations += 1
+            if self._down is not None:
+                self._down = None
+                self._mailbox._accept()
+            if self._registry is not None:
+                self._registry.register(self)
             restored = None
             if self._store is not None:
                 restored = await self._store.load_checkpoint(self._name)
@@ -420,116 +391,13 @@ class Actor(Generic[M, R]):
             behaviour = self._factory()
             await behaviour.started(ctx)
             task_status.started()
-            if self._handler_timeout is None and self._heartbeat_timeout is None:
-                await self._loop(behaviour, ctx, None)
-                return
-            await self._watched(behaviour, ctx)
+            await _Incarnation(self, behaviour, ctx).run()
+            reason = DownReason.NORMAL
+        except Exception as exc:
+            reason, error = DownReason.CRASHED, exc
+            raise
         finally:
             self._active = False
-
-    async def _watched(self, behaviour: Behaviour[M, R], ctx: ActorContext) -> None:
-        clock = fast_clock()
-        error: Exception | None = None
-        async with anyio.create_task_group() as tg:
-            with anyio.CancelScope() as scope:
-                tg.start_soon(self._watchdog, scope, clock)
-                try:
-                    await self._loop(behaviour, ctx, clock)
-                except Exception as exc:
-                    # Raised after the task group, so the supervisor sees the handler's
-                    # own exception rather than an exception group around it.
-                    error = exc
-            tg.cancel_scope.cancel()
-        if self._timeout_error is not None:
-            raise self._timeout_error
-        if error is not None:
-            raise error
-
-    async def _watchdog(self, scope: anyio.CancelScope, clock: Callable[[], float]) -> None:
-        beat = self._heartbeat_timeout
-        limit = self._handler_timeout
-        tick = math.inf if beat is None else beat / 8
-        while True:
-            now = clock()
-            since = self._since
-            if limit is not None and since is not None and now >= since + limit:
-                self._timeout_error = HandlerTimeout(
-                    f"actor {self._name!r}: handler ran past {limit} s",
-                    actor=self._name,
-                    timeout=limit,
-                )
-                scope.cancel()
-                return
-            if beat is not None and (since is None or now - since < tick):
-                heartbeat()
-                self._beat_at = now
-            wake = now + tick
-            if limit is not None:
-                # A handler starting after now ends its time no earlier than now + limit.
-                wake = min(wake, now + limit if since is None else since + limit)
-            await anyio.sleep_until(wake)
-
-    async def _loop(
-        self,
-        behaviour: Behaviour[M, R],
-        ctx: ActorContext,
-        clock: Callable[[], float] | None,
-    ) -> None:
-        mailbox = self._mailbox
-        beat = self._heartbeat_timeout
-        tick = math.inf if beat is None else beat / 8
-        while True:
-            await checkpoint()
-            if len(mailbox):
-                item = mailbox.receive_nowait()
-            else:
-                try:
-                    item = await mailbox.receive()
-                except anyio.EndOfStream:
-                    return
-            if clock is not None:
-                self._since = now = clock()
-                if now - self._beat_at >= tick:
-                    heartbeat()
-                    self._beat_at = now
-            if isinstance(item, _Call):
-                await self._handle_call(behaviour, ctx, item)
-            else:
-                try:
-                    await behaviour.handle(ctx, item)
-                except BaseException:
-                    self._failed += 1
-                    raise
-                self._handled += 1
-            self._since = None
-
-    async def _handle_call(
-        self, behaviour: Behaviour[M, R], ctx: ActorContext, request: _Call[M, R]
-    ) -> None:
-        if request.abandoned:
-            self._skipped += 1
-            return
-        try:
-            result = await behaviour.handle(ctx, request.message)
-        except BaseException as exc:
-            self._failed += 1
-            cause: BaseException | None = exc if isinstance(exc, Exception) else None
-            if cause is None and self._timeout_error is not None:
-                cause = self._timeout_error
-            if cause is not None:
-                error = CallFailed(
-                    f"actor {self._name!r} failed handling the call: {cause!r}",
-                    actor=self._name,
-                    error_type=type(cause).__qualname__,
-                )
-                error.__cause__ = cause
-            else:
-                error = CallFailed(
-                    f"actor {self._name!r} was stopped while handling the call",
-                    actor=self._name,
-                    error_type=None,
-                )
-            request.fail(error)
-            raise
-        self._handled += 1
-        request.reply(result)
+            _running.reset(token)
+            if current_child() is None:
+                self._went_down(ChildDown(self._name, reason, error))

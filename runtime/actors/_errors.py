@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import anyio
+
 from policies import GarrisonError
 
-__all__ = ["ActorError", "CallFailed", "CallTimeout", "HandlerTimeout"]
+__all__ = [
+    "ActorError",
+    "ActorGone",
+    "CallFailed",
+    "CallTimeout",
+    "CallingSelf",
+    "Escalated",
+    "HandlerTimeout",
+    "NameTaken",
+    "NotRegistered",
+    "RegistryFull",
+    "TooManyWatchers",
+]
 
 
 class ActorError(GarrisonError):
@@ -47,3 +61,59 @@ class HandlerTimeout(ActorError, TimeoutError):
     def __init__(self, message: str, *, actor: str, timeout: float) -> None:
         super().__init__(message, actor=actor)
         self.timeout = timeout
+
+
+class ActorGone(ActorError, anyio.ClosedResourceError):
+    """The actor is down for good (OTP ``noproc``): its supervisor will not restart it, or
+    it ran unsupervised and ended. Raised at once by ``cast``/``call`` while it is down,
+    and to callers whose request was still queued when it went down.
+
+    It is also an ``anyio.ClosedResourceError``, which is what sending to a closed actor
+    raises, so code written for a closed actor handles a gone one too. ``reason`` is the
+    :class:`supervisors.DownReason` value (``"normal"``, ``"shutdown"``, ``"crashed"``...).
+    The actor accepts messages again once it is started again (e.g. its parent restarted
+    the tree).
+    """
+
+    def __init__(self, message: str, *, actor: str, reason: str) -> None:
+        super().__init__(message, actor=actor)
+        self.reason = reason
+
+
+class CallingSelf(ActorError):
+    """An actor's handler called its own actor with ``call``, which could only wait for
+    its timeout (OTP ``calling_self``). Raised at once; nothing was sent."""
+
+
+class Escalated(ActorError):
+    """A handler's exception for which ``Behaviour.on_error`` chose ``ESCALATE``: the
+    incarnation ends with this error (the handler's exception is the ``__cause__``) and
+    does not run ``pre_restart``. ``error_type`` names the handler's exception type."""
+
+    def __init__(self, message: str, *, actor: str, error_type: str) -> None:
+        super().__init__(message, actor=actor)
+        self.error_type = error_type
+
+
+class NotRegistered(ActorError, LookupError):
+    """``Registry.lookup`` of a name no running actor holds; ``actor`` is that name."""
+
+
+class NameTaken(ActorError):
+    """Another actor already holds this name in the registry; ``actor`` is the name."""
+
+
+class RegistryFull(ActorError):
+    """The registry holds ``max_names`` names already; ``actor`` is the name refused."""
+
+    def __init__(self, message: str, *, actor: str, max_names: int) -> None:
+        super().__init__(message, actor=actor)
+        self.max_names = max_names
+
+
+class TooManyWatchers(ActorError):
+    """``Actor.watch`` past the actor's ``max_watchers`` live watches."""
+
+    def __init__(self, message: str, *, actor: str, max_watchers: int) -> None:
+        super().__init__(message, actor=actor)
+        self.max_watchers = max_watchers

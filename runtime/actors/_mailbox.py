@@ -11,89 +11,35 @@ shed. Nothing grows with load: at most ``capacity`` items are buffered, ever.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 import anyio
-import msgspec
+import sniffio
 from anyio.lowlevel import checkpoint
 
 from policies import PressureAction, PressureLevel, PressurePolicy, shed_victim
 from runtime import telemetry
 from runtime._errors import PressureRejected
+from runtime.actors._pressure import ShedHook, TransitionHook, _Levels
+from runtime.actors._statistics import MailboxStatistics
 
-__all__ = ["Mailbox", "MailboxStatistics", "PressureTransition", "ShedHook", "TransitionHook"]
+__all__ = ["Mailbox"]
 
 T = TypeVar("T")
 
 
-class PressureTransition(msgspec.Struct, frozen=True, kw_only=True):
-    """One change of a channel's pressure level, as given to ``on_transition``.
+def fast_checkpoint() -> Callable[[], Awaitable[None]]:
+    """The running event loop's checkpoint (what ``anyio.lowlevel.checkpoint`` does),
+    without anyio's per-call backend lookup: about a tenth of a hop's cost on Trio."""
+    if sniffio.current_async_library() == "trio":
+        import trio
 
-    Attributes:
-        channel: the channel's name.
-        from_level: the level before.
-        to_level: the level after.
-        depth: items buffered when the level changed.
-        capacity: the channel's bound.
-        actions: the actions in force at ``to_level``.
-    """
-
-    channel: str
-    from_level: PressureLevel
-    to_level: PressureLevel
-    depth: int
-    capacity: int
-    actions: tuple[PressureAction, ...]
+        return trio.lowlevel.checkpoint
+    return checkpoint
 
 
-class MailboxStatistics(msgspec.Struct, frozen=True, kw_only=True):
-    """A snapshot of a :class:`Mailbox`.
-
-    Attributes:
-        name: the channel's name.
-        depth: items buffered now (never more than ``capacity``).
-        capacity: the bound.
-        max_depth_seen: the highest depth ever reached.
-        level: the pressure level now.
-        degraded: whether ``degrade`` is in force.
-        closed: whether :meth:`Mailbox.close` was called.
-        transitions: level changes so far.
-        sent: items accepted into the buffer.
-        received: items taken out by receivers.
-        shed: items dropped by the ``shed`` action (buffered or incoming).
-        rejected: sends refused with ``PressureRejected``.
-        throttled: times a sender had to wait for (or, without waiting, was refused) a
-            throttle token.
-        waiting_senders: senders blocked for room now.
-        waiting_receivers: receivers blocked for an item now.
-    """
-
-    name: str
-    depth: int
-    capacity: int
-    max_depth_seen: int
-    level: PressureLevel
-    degraded: bool
-    closed: bool
-    transitions: int
-    sent: int
-    received: int
-    shed: int
-    rejected: int
-    throttled: int
-    waiting_senders: int
-    waiting_receivers: int
-
-
-TransitionHook = Callable[[PressureTransition], object]
-"""Called with every level change, synchronously, at the moment it happens."""
-
-ShedHook = Callable[[T, int], object]
-"""Called with ``(item, priority)`` for every item the ``shed`` action drops."""
-
-
-class Mailbox(Generic[T]):
+class Mailbox(_Levels, Generic[T]):
     """A bounded FIFO channel with a pressure policy.
 
     Args:
@@ -117,32 +63,22 @@ class Mailbox(Generic[T]):
     """
 
     __slots__ = (
-        "_actions",
+        "_blocked",
         "_bucket",
-        "_capacity",
+        "_checkpoint",
         "_closed",
-        "_degrade",
-        "_fall_below",
         "_items",
-        "_level",
         "_max_depth",
-        "_name",
         "_on_shed",
-        "_on_transition",
-        "_policy",
         "_prios",
         "_received",
         "_receivers",
-        "_reject",
+        "_refusal",
         "_rejected",
-        "_rise_at",
         "_senders",
         "_sent",
-        "_shed",
         "_shed_count",
-        "_throttle",
         "_throttled",
-        "_transitions",
     )
 
     def __init__(
@@ -156,27 +92,23 @@ class Mailbox(Generic[T]):
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
-        self._capacity = capacity
-        self._name = name
-        self._policy = policy
-        self._on_transition = on_transition
         self._on_shed = on_shed
         self._items: deque[T] = deque()
         self._prios: deque[int] = deque()
         self._receivers: deque[anyio.Event] = deque()
         self._senders: deque[anyio.Event] = deque()
         self._closed = False
+        # One flag for "closed or refusing" keeps the send path at a single test.
+        self._blocked = False
+        self._refusal: Callable[[], BaseException] | None = None
+        # Bound at the first send or receive: a mailbox lives on one event loop (its
+        # events do too).
+        self._checkpoint: Callable[[], Awaitable[None]] | None = None
         self._bucket = policy.token_bucket() if policy is not None else None
-        self._level = PressureLevel.NORMAL
-        self._actions: tuple[PressureAction, ...] = ()
-        self._throttle = self._degrade = self._shed = self._reject = False
-        self._rise_at = capacity + 1
-        self._fall_below = 0
         self._max_depth = 0
-        self._transitions = self._sent = self._received = 0
+        self._sent = self._received = 0
         self._shed_count = self._rejected = self._throttled = 0
-        if policy is not None:
-            self._enter(policy.next_level(PressureLevel.NORMAL, 0, capacity))
+        self._init_levels(capacity, name, policy, on_transition)
 
     # -- introspection ---------------------------------------------------------------
 
@@ -259,11 +191,14 @@ class Mailbox(Generic[T]):
         Cancellation: always a checkpoint; if cancelled while waiting, the item was not
         buffered.
         """
-        await checkpoint()
+        pause = self._checkpoint
+        if pause is None:
+            pause = self._checkpoint = fast_checkpoint()
+        await pause()
         token = self._bucket is None
         while True:
-            if self._closed:
-                raise anyio.ClosedResourceError
+            if self._blocked:
+                raise self._refused()
             if self._throttle and not token:
                 wait = self._take_token()
                 if wait > 0.0:
@@ -283,12 +218,18 @@ class Mailbox(Generic[T]):
             PressureRejected: refused by the ``reject`` action.
             anyio.ClosedResourceError: the mailbox is closed.
         """
-        if self._closed:
-            raise anyio.ClosedResourceError
+        if self._blocked:
+            raise self._refused()
         if self._throttle and self._take_token() > 0.0:
             raise anyio.WouldBlock
         if not self._offer(item, priority):
             raise anyio.WouldBlock
+
+    def _refused(self) -> BaseException:
+        if self._closed:
+            return anyio.ClosedResourceError()
+        assert self._refusal is not None
+        return self._refusal()
 
     def _take_token(self) -> float:
         bucket = self._bucket
@@ -357,7 +298,10 @@ class Mailbox(Generic[T]):
 
         Cancellation: always a checkpoint; if cancelled, no item was taken.
         """
-        await checkpoint()
+        pause = self._checkpoint
+        if pause is None:
+            pause = self._checkpoint = fast_checkpoint()
+        await pause()
         while True:
             if self._items:
                 return self._pop()
@@ -408,7 +352,7 @@ class Mailbox(Generic[T]):
         """
         if self._closed:
             return
-        self._closed = True
+        self._closed = self._blocked = True
         for waiters in (self._senders, self._receivers):
             while waiters:
                 waiters.popleft().set()
@@ -416,6 +360,45 @@ class Mailbox(Generic[T]):
     async def aclose(self) -> None:
         """:meth:`close`, as an async method (for ``anyio`` resource protocols)."""
         self.close()
+
+    # -- refusing (an actor that is down) ---------------------------------------------
+
+    def _refuse(self, error: Callable[[], BaseException]) -> None:
+        """Make every send raise ``error()`` (senders waiting for room too) until
+        :meth:`_accept`; what is buffered stays and can still be received."""
+        self._refusal = error
+        self._blocked = True
+        senders = self._senders
+        while senders:
+            senders.popleft().set()
+
+    def _accept(self) -> None:
+        """Undo :meth:`_refuse` (a closed mailbox stays closed)."""
+        self._refusal = None
+        self._blocked = self._closed
+
+    def _remove_if(self, pred: Callable[[T], bool]) -> list[T]:
+        """Take every buffered item matching ``pred`` out of the buffer, in order.
+
+        They count neither as received nor as shed; the level follows the new depth.
+        """
+        kept: deque[T] = deque()
+        prios: deque[int] = deque()
+        taken: list[T] = []
+        for item, priority in zip(self._items, self._prios, strict=True):
+            if pred(item):
+                taken.append(item)
+            else:
+                kept.append(item)
+                prios.append(priority)
+        if taken:
+            self._items, self._prios = kept, prios
+            depth = len(kept)
+            for _ in range(min(len(taken), len(self._senders))):
+                self._senders.popleft().set()
+            if depth < self._fall_below:
+                self._relevel(depth)
+        return taken
 
     # -- waiting ---------------------------------------------------------------------
 
@@ -433,72 +416,3 @@ class Mailbox(Generic[T]):
             else:
                 waiters.remove(event)
             raise
-
-    # -- pressure --------------------------------------------------------------------
-
-    def _relevel(self, depth: int) -> None:
-        policy = self._policy
-        assert policy is not None
-        old = self._level
-        new = policy.next_level(old, depth, self._capacity)
-        if new is old:  # pragma: no cover - thresholds are exact; kept for safety
-            return
-        self._enter(new)
-        self._transitions += 1
-        actions = self._actions
-        telemetry.pressure_transition(
-            channel=self._name,
-            from_level=old.value,
-            to_level=new.value,
-            depth=depth,
-            actions=[a.value for a in actions],
-        )
-        if self._on_transition is not None:
-            self._on_transition(
-                PressureTransition(
-                    channel=self._name,
-                    from_level=old,
-                    to_level=new,
-                    depth=depth,
-                    capacity=self._capacity,
-                    actions=actions,
-                )
-            )
-
-    def _enter(self, level: PressureLevel) -> None:
-        """Make ``level`` current: its actions, and the depths at which it is left."""
-        policy = self._policy
-        assert policy is not None
-        self._level = level
-        self._actions = actions = tuple(policy.actions_for(level))
-        self._throttle = PressureAction.THROTTLE in actions
-        self._degrade = PressureAction.DEGRADE in actions
-        self._shed = PressureAction.SHED in actions
-        self._reject = PressureAction.REJECT in actions
-        rank = _RANK[level]
-        capacity = self._capacity
-        # next_level is monotone in depth, so the depths where the level changes are two
-        # cut points, found by bisection: below ``fall_below`` it falls, from ``rise_at``
-        # it rises. Between them no call into the policy is needed.
-        self._rise_at = _first(
-            lambda d: _RANK[policy.next_level(level, d, capacity)] > rank, capacity
-        )
-        self._fall_below = _first(
-            lambda d: _RANK[policy.next_level(level, d, capacity)] >= rank, capacity
-        )
-
-
-_RANK = {PressureLevel.NORMAL: 0, PressureLevel.ELEVATED: 1, PressureLevel.CRITICAL: 2}
-
-
-def _first(pred: Callable[[int], bool], capacity: int) -> int:
-    """The least depth in ``[0, capacity]`` where the monotone ``pred`` holds, else
-    ``capacity + 1``."""
-    lo, hi = 0, capacity + 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if pred(mid):
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo

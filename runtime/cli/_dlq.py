@@ -14,13 +14,15 @@ from runtime.cli._common import (
     check_format,
     console,
     db_path,
+    duration,
+    friendly_errors,
     iso,
     print_json,
     run_async,
+    text_option,
 )
 from runtime.replay import ReplayReport, ReplaySelection, ReplayService, replay_config
 from runtime.store import DeadLetter, DeadReason, StoreConfig, open_store
-from runtime.time_parse import parse_since
 
 app = typer.Typer(help="Inspect and act on dead letters.", no_args_is_help=True)
 
@@ -48,6 +50,11 @@ def _table(letters: list[DeadLetter]) -> None:
     console().print(table)
 
 
+def _texts(**options: str | None) -> None:
+    for name, value in options.items():
+        text_option(value, "ITEM_ID" if name == "item_id" else "--" + name.replace("_", "-"))
+
+
 @app.command("list")
 def list_(
     db: DbOption = None,
@@ -63,10 +70,13 @@ def list_(
 ) -> None:
     """List dead letters, oldest first."""
     out = check_format(fmt)
+    with friendly_errors():
+        _texts(topic=topic, queue=queue)
+        age = None if since is None else duration(since, "--since")
 
     async def body() -> list[DeadLetter]:
         async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
-            start = None if since is None else store.now() - parse_since(since)
+            start = None if age is None else store.now() - age
             return await store.dead_letters(
                 topic=topic, reason=reason, since=start, include_archived=archived, limit=limit
             )
@@ -87,6 +97,8 @@ def get(
 ) -> None:
     """Show one dead letter with its error and traceback."""
     out = check_format(fmt)
+    with friendly_errors():
+        _texts(item_id=item_id, queue=queue)
 
     async def body() -> DeadLetter:
         async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
@@ -127,6 +139,10 @@ def replay(
     """Replay dead letters: one by id (prints the new id), or a selection through
     partitioned replay workers. Each dead letter replays once unless --force."""
     out = check_format(fmt)
+    with friendly_errors():
+        _texts(item_id=item_id, topic=topic, queue=queue)
+        age = None if since is None else duration(since, "--since")
+        config = replay_config(partitions=partitions, rate_per_s=rate, force=force)
     selecting = any(v is not None for v in (topic, reason, since)) or dry_run
 
     if item_id is not None and not selecting:
@@ -139,13 +155,12 @@ def replay(
         return
 
     async def many() -> ReplayReport:
-        config = replay_config(partitions=partitions, rate_per_s=rate, force=force)
         async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
             selection = ReplaySelection(
                 ids=(item_id,) if item_id else (),
                 topic=topic,
                 reason=reason,
-                since=None if since is None else store.now() - parse_since(since),
+                since=None if age is None else store.now() - age,
                 limit=limit,
             )
             return await ReplayService(store, config).run(selection, dry_run=dry_run)
@@ -175,6 +190,8 @@ def archive(
     queue: QueueOption = "default",
 ) -> None:
     """Archive a dead letter (kept until purged)."""
+    with friendly_errors():
+        _texts(item_id=item_id, queue=queue)
 
     async def body() -> None:
         async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
@@ -196,9 +213,11 @@ def purge(
     queue: QueueOption = "default",
 ) -> None:
     """Delete archived dead letters older than --older-than; prints the count."""
+    with friendly_errors():
+        _texts(queue=queue)
+        age = duration(older_than, "--older-than", allow_zero=True)
 
     async def body() -> int:
-        age = parse_since(older_than, allow_zero=True)
         async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
             return await store.purge_dead_letters(age, include_live=include_live)
 

@@ -19,8 +19,8 @@ from runtime.cli._common import (
     print_json,
     run_async,
 )
+from runtime.ops import MB, HealthConfig, HealthReport, check_health
 from runtime.store import StoreConfig, open_store
-from runtime.telemetry._health import MB, HealthConfig, HealthReport, check_health
 
 
 def health(

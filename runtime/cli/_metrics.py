@@ -14,12 +14,14 @@ from runtime.cli._common import (
     check_format,
     console,
     db_path,
+    duration,
+    friendly_errors,
     iso,
     print_json,
     run_async,
+    text_option,
 )
 from runtime.store import AuditEvent, QueueMetrics, StoreConfig, open_store
-from runtime.time_parse import parse_since
 
 
 def metrics_document(m: QueueMetrics) -> dict[str, Any]:
@@ -52,9 +54,11 @@ def queue_metrics(
 ) -> None:
     """Queue depth by state, and throughput, latency, retries and dead letters over a window."""
     out = check_format(fmt)
+    with friendly_errors():
+        text_option(queue, "--queue")
+        window = duration(since, "--since")
 
     async def body() -> QueueMetrics:
-        window = parse_since(since)
         async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
             return await store.metrics(window)
 
@@ -97,10 +101,19 @@ def events(
 ) -> None:
     """Query the audit trail: every state change, with topic, attempt and error."""
     out = check_format(fmt)
+    with friendly_errors():
+        for value, option in (
+            (item, "--item"),
+            (topic, "--topic"),
+            (kind, "--kind"),
+            (queue, "--queue"),
+        ):
+            text_option(value, option)
+        age = None if since is None else duration(since, "--since")
 
     async def body() -> list[AuditEvent]:
         async with open_store(db_path(db), StoreConfig(queue=queue), create=False) as store:
-            start = None if since is None else store.now() - parse_since(since)
+            start = None if age is None else store.now() - age
             return await store.events(
                 item_id=item, topic=topic, kind=kind, since=start, limit=limit
             )

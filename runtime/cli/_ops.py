@@ -28,20 +28,20 @@ from runtime.cli._common import (
 )
 from runtime.cli._ops_common import ops_errors
 from runtime.ops import (
+    MB,
     DbStats,
     DoctorConfig,
     PurgeReport,
     Severity,
     build_bundle,
     db_stats,
+    default_bundle_name,
     diagnose,
     format_age,
     maintain,
     parse_age,
     purge,
 )
-from runtime.ops._diagnostics import default_bundle_name
-from runtime.ops._doctor import MB
 from runtime.time_parse import parse_since
 
 _DEFAULT = RetentionPolicy()
@@ -302,6 +302,13 @@ def diagnostics(
     ] = None,
     events: Annotated[int, typer.Option(help="Most recent audit events included.", min=0)] = 1000,
     since: Annotated[str, typer.Option(help="Window of the queue metrics.")] = "1h",
+    redact: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--redact",
+            help="Also hide values under this name (repeatable; adds to $GARRISON_REDACT).",
+        ),
+    ] = None,
     fmt: FormatOption = "table",
 ) -> None:
     """Write a zip for a support ticket: doctor, metrics, db-stats, recent events and logs,
@@ -317,6 +324,7 @@ def diagnostics(
             config_file=config_file,
             events_limit=events,
             since_s=parse_since(since),
+            redact_names=redact or [],
         )
     if fmt_out == "json":
         print_json(result)

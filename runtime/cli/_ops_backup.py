@@ -114,6 +114,13 @@ def restore_command(
         Path, typer.Argument(metavar="BACKUP", help="The backup file to restore.")
     ],
     db: DbOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace even a file that is not a Garrison database (kept as <db>.pre-restore).",
+        ),
+    ] = False,
     fmt: FormatOption = "table",
 ) -> None:
     """Replace the database with a backup: verify the backup's checksum and integrity,
@@ -121,7 +128,7 @@ def restore_command(
     then reopen to confirm. A backup that does not verify is refused and nothing changes."""
     out = check_format(fmt)
     with ops_errors():
-        result = restore(backup_file, db_path(db))
+        result = restore(backup_file, db_path(db), force=force)
     if out == "json":
         print_json(result)
         return

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from policies import GarrisonError
 from runtime.cli._common import EXIT_ERROR, fail, friendly_errors
-from runtime.store._sqlite_errors import translate
+from runtime.store.sqlite import translate
 
 
 @contextmanager

@@ -39,6 +39,10 @@ def run(
         Synchronous, typer.Option(help="SQLite synchronous level.")
     ] = Synchronous.NORMAL,
     queue: QueueOption = "default",
+    drain: Annotated[
+        bool,
+        typer.Option("--drain", help="Exit 0 once every item is finished (nothing waiting)."),
+    ] = False,
     metrics_port: MetricsPortOption = None,
     metrics_host: MetricsHostOption = "127.0.0.1",
     otel_exporter: OtelExporterOption = "none",
@@ -52,6 +56,8 @@ def run(
 ) -> None:
     """Run the pipeline a service declares. SIGINT/SIGTERM stop intake and drain in-flight
     items (up to the pipeline's drain timeout); a second signal stops at once.
+
+    With --drain it stops by itself once no item is waiting, scheduled or leased.
 
     Exit codes: 0 drained, 3 drain deadline passed, 130 forced, 1 the supervision tree
     gave up (the reason is printed).
@@ -71,6 +77,8 @@ def run(
                     f"factory {factory!r} returned {type(pipeline).__name__}, not a Pipeline",
                     field="factory",
                 )
+            if drain:
+                pipeline.stop_when_drained()
             return await run_until_signalled(pipeline)
 
     telemetry = options_from(locals())

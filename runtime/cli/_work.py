@@ -1,4 +1,9 @@
-"""``garrison work``: run a handler on leased items until stopped or drained."""
+"""``garrison work``: run a handler on leased items until stopped or drained.
+
+It runs the one engine, :class:`runtime.pipeline.Pipeline` (root supervisor, intake,
+one worker partition per unit of concurrency, settler, lease keeper, pressure monitor),
+configured from the options through :class:`runtime.worker.WorkerConfig`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 import sys
 from typing import Annotated
 
+import msgspec
 import typer
 
 from runtime.cli._common import DbOption, QueueOption, db_path, friendly_errors, run_async
@@ -25,14 +31,44 @@ from runtime.cli._telemetry_cli import (
     options_from,
     with_telemetry,
 )
+from runtime.pipeline import Pipeline, load_handler
 from runtime.store import StoreConfig, Synchronous, open_store
-from runtime.worker import Worker, load_handler, run_until_signalled, worker_config
+from runtime.worker import run_until_signalled, worker_config
+from supervisors import LoopWatchConfig
 
 
 def work(
-    handler: Annotated[str, typer.Option(help="MODULE:FUNC called with each WorkItem.")],
+    handler: Annotated[
+        str,
+        typer.Option(help="MODULE:FUNC called as FUNC(item) or FUNC(item, ctx); sync or async."),
+    ],
     db: DbOption = None,
-    concurrency: Annotated[int, typer.Option(help="Items handled at once.")] = 8,
+    concurrency: Annotated[
+        int, typer.Option(help="Items handled at once (one worker partition each).")
+    ] = 8,
+    threads: Annotated[
+        int,
+        typer.Option(
+            help="Threads sync handlers run on (at most this many at once; suits I/O-bound"
+            " handlers, CPU-bound ones gain nothing past one per core)."
+        ),
+    ] = 32,
+    let_it_crash: Annotated[
+        bool,
+        typer.Option(
+            "--let-it-crash",
+            help="A handler exception fails the item and restarts its worker partition.",
+        ),
+    ] = False,
+    loop_watch: Annotated[
+        float,
+        typer.Option(
+            help="Report (log with the loop's stack, span, counter) an event loop blocked "
+            "this many seconds, e.g. by a sync call in an async handler; 0 turns it off.",
+            min=0.0,
+            max=3600.0,
+        ),
+    ] = 1.0,
     lease_seconds: Annotated[float, typer.Option(help="Lease length in seconds.")] = 30.0,
     lease_batch: Annotated[int, typer.Option(help="Most items per lease call.")] = 64,
     drain: Annotated[
@@ -44,7 +80,13 @@ def work(
     shutdown_timeout: Annotated[
         float, typer.Option(help="Seconds in-flight items get to finish after a signal.")
     ] = 30.0,
-    poll_interval: Annotated[float, typer.Option(help="Idle wait between lease calls.")] = 0.2,
+    poll_interval: Annotated[
+        float,
+        typer.Option(
+            help="When idle, how soon another process's enqueue is seen (seconds); an"
+            " enqueue in this process wakes the worker at once."
+        ),
+    ] = 0.2,
     topic: Annotated[
         list[str] | None, typer.Option("--topic", help="Only these topics (repeatable).")
     ] = None,
@@ -71,7 +113,8 @@ def work(
     """Run HANDLER on leased items. SIGINT/SIGTERM stop leasing and let in-flight items
     finish (up to --shutdown-timeout); a second signal stops at once.
 
-    Exit codes: 0 done (or drained), 3 shutdown deadline passed, 130 forced stop.
+    Exit codes: 0 done (or drained), 3 shutdown deadline passed, 130 forced stop, 1 the
+    supervision tree gave up (with --let-it-crash, past its restart intensity).
     """
     from policies import RetryPolicy
 
@@ -91,9 +134,14 @@ def work(
             handler_timeout_s=handler_timeout,
             shutdown_timeout_s=shutdown_timeout,
             drain=drain,
-            topics=tuple(topic) if topic else None,
+            topics=tuple(topic or ()),
             progress_interval_s=progress_interval,
-        )
+            threads=threads,
+            let_it_crash=let_it_crash,
+        ).pipeline_config()
+        if loop_watch > 0:
+            watch = LoopWatchConfig(threshold_s=loop_watch, interval_s=min(0.1, loop_watch / 4))
+            config = msgspec.structs.replace(config, loop_watch=watch)
         store_config = StoreConfig(
             queue=queue,
             synchronous=synchronous,
@@ -102,7 +150,8 @@ def work(
 
     async def body() -> int:
         async with open_store(db_path(db), store_config) as store:
-            return await run_until_signalled(Worker(store, fn, config))
+            pipeline = Pipeline(store, fn, config=config, name="work")
+            return await run_until_signalled(pipeline)
 
     telemetry = options_from(locals())
     code = run_async(with_telemetry(body, telemetry))

@@ -16,17 +16,17 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import closing, suppress
+from contextlib import closing
 from importlib import metadata
 from pathlib import Path
 
 import msgspec
 
 from runtime._errors import NotADatabase, ValidationFailed
+from runtime._files import atomic_private_file, create_private, ensure_private_dir, private_temp_dir
 from runtime.ops._connect import items_by_state, open_db, row_counts, sqlite_errors
 from runtime.ops._errors import BackupRefused
-from runtime.store._schema import EXPECTED_TABLES, SCHEMA_VERSION
-from runtime.store._sqlite_open import check_path
+from runtime.store.sqlite import EXPECTED_TABLES, SCHEMA_VERSION, check_path
 
 MANIFEST_SUFFIX = ".sha256.json"
 MANIFEST_FORMAT = "garrison-backup/1"
@@ -156,12 +156,18 @@ def _dest_folder(dest: Path, *, create: bool) -> Path:
         if not create:
             raise ValidationFailed(f"no backup folder at {dest}", field="dest")
         try:
-            dest.mkdir(parents=True, mode=0o700)
+            ensure_private_dir(dest)
         except OSError as exc:
             raise ValidationFailed(
                 f"cannot create backup folder {dest}: {exc.strerror}", field="dest"
             ) from exc
     return dest
+
+
+def is_garrison_schema(tables: set[str]) -> bool:
+    """Whether a database with these tables is (or was) a Garrison database: any of its
+    tables is enough, as a damaged or older one may lack some."""
+    return bool(tables & set(EXPECTED_TABLES))
 
 
 def _free_name(dest: Path, db: Path, at: float) -> Path:
@@ -206,24 +212,20 @@ def backup(
     check_path(db, create=False)
     folder = _dest_folder(dest, create=True)
     final = _free_name(folder, db, now)
-    partial = folder / f".{final.name}.partial"
-    with suppress(FileNotFoundError):
-        partial.unlink()
-    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    try:
-        rows, items, version = _copy(db, partial, progress, step_pages)
-        _fsync(partial)
+    # SQLite creates the copy (and its journal) by name, so the copy is made inside a new
+    # private folder with an unpredictable name: nothing can be planted at its path (a
+    # link there would make SQLite write through it), and the rename puts it in place.
+    with private_temp_dir(folder, f".{final.name}.") as staging:
+        partial = staging / final.name
+        os.close(create_private(partial))
+        try:
+            rows, items, version = _copy(db, partial, progress, step_pages)
+            _fsync(partial)
+        except NotADatabase as exc:
+            if "no backup was written" in str(exc):
+                raise
+            raise NotADatabase(f"{exc}; no backup was written") from exc
         os.replace(partial, final)
-    except NotADatabase as exc:
-        partial.unlink()
-        if "no backup was written" in str(exc):
-            raise
-        raise NotADatabase(f"{exc}; no backup was written") from exc
-    except BaseException:
-        with suppress(FileNotFoundError):
-            partial.unlink()
-        raise
-    os.chmod(final, 0o600)
     manifest = BackupManifest(
         format=MANIFEST_FORMAT,
         file=final.name,
@@ -239,13 +241,8 @@ def backup(
         sqlite_version=sqlite3.sqlite_version,
     )
     target = manifest_path(final)
-    staging = target.with_name(f".{target.name}.partial")
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
+    with atomic_private_file(target) as fh:
         fh.write(msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(staging, target)
     _fsync(folder)
     pruned: list[Path] = []
     if retention_days is not None:

@@ -11,9 +11,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from runtime.store._schema import EXPECTED_TABLES
-from runtime.store._sqlite_errors import translate
-from runtime.store._sqlite_open import check_path
+from runtime.store.sqlite import EXPECTED_TABLES, check_path, translate
 
 
 def _uri(path: Path, mode: str) -> str:

@@ -23,9 +23,13 @@ from runtime.ops._backup import latest_verified
 from runtime.ops._connect import open_db, queue_flag, queues, shell_path, tables
 from runtime.ops._findings import Finding, Severity, worst
 from runtime.ops._stats import file_size, wal_path
-from runtime.store._schema import EXPECTED_INDEXES, EXPECTED_TABLES, SCHEMA_VERSION
-from runtime.store._sqlite_errors import translate
-from runtime.store._sqlite_open import check_path
+from runtime.store.sqlite import (
+    EXPECTED_INDEXES,
+    EXPECTED_TABLES,
+    SCHEMA_VERSION,
+    check_path,
+    translate,
+)
 
 MB = 1024 * 1024
 

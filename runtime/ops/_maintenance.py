@@ -23,7 +23,7 @@ from runtime._errors import NotADatabase
 from runtime.ops._connect import connection, queues
 from runtime.ops._stats import DbStats, db_stats
 from runtime.store import SQLiteStore, StoreConfig
-from runtime.store._schema import MIGRATIONS
+from runtime.store.sqlite import MIGRATIONS
 
 _INDEX = re.compile(r"CREATE\s+(UNIQUE\s+)?INDEX\s+(\w+)\s+(ON\s[^;]+)", re.IGNORECASE)
 

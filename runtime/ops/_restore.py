@@ -24,6 +24,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import closing, suppress
@@ -31,13 +32,20 @@ from pathlib import Path
 
 import msgspec
 
-from runtime._errors import ValidationFailed
-from runtime.ops._backup import BackupManifest, _fsync, sha256_file, stamp, verify_backup
-from runtime.ops._connect import _uri, row_counts, sqlite_errors
+from runtime._errors import NotADatabase, ValidationFailed
+from runtime._files import FILE_MODE, make_private
+from runtime.ops._backup import (
+    BackupManifest,
+    _fsync,
+    is_garrison_schema,
+    sha256_file,
+    stamp,
+    verify_backup,
+)
+from runtime.ops._connect import _uri, row_counts, sqlite_errors, tables
 from runtime.ops._errors import BackupRefused, DatabaseInUse
 from runtime.store import SQLiteStore
-from runtime.store._sqlite_open import SQLITE_HEADER
-from runtime.store._use_lock import exclusive_use
+from runtime.store.sqlite import SQLITE_HEADER, exclusive_use
 
 PRE_RESTORE = ".pre-restore"
 _STORE_OPEN = "a Garrison store has the database open (a running worker or command?)"
@@ -149,12 +157,20 @@ def restore(
     *,
     clock: Callable[[], float] = time.time,
     hostname: str | None = None,
+    force: bool = False,
 ) -> RestoreResult:
     """Replace ``db`` with the contents of ``backup``, keeping the old file as
-    ``<db>.pre-restore``.
+    ``<db>.pre-restore`` (mode 0600).
+
+    A file at ``db`` that is not a Garrison database (not SQLite, or another
+    application's SQLite database) is refused unless ``force``: a mistyped ``--db`` must not
+    move someone's file aside. A damaged Garrison database is replaced: that is what
+    restore is for.
 
     Raises:
         ValidationFailed: no backup file, or ``db``'s folder is missing or ``db`` is a folder.
+        NotADatabase: ``db`` is not a Garrison database and ``force`` is False (nothing was
+            changed).
         BackupRefused: the backup failed verification (nothing was changed), or the restored
             database could not be reopened (the original was put back).
         DatabaseInUse: a process holds ``db`` (nothing was changed).
@@ -164,6 +180,13 @@ def restore(
         raise ValidationFailed(f"{db} is a folder, not a database file", field="db")
     if not db.parent.is_dir():
         raise ValidationFailed(f"folder {db.parent} does not exist", field="db")
+    foreign = None if force else _not_garrison(db)
+    if foreign is not None:
+        raise NotADatabase(
+            f"{db} is not a Garrison database ({foreign}); nothing was changed — check --db, "
+            "or pass --force to replace it anyway (it is kept as "
+            f"{db.name}{PRE_RESTORE})"
+        )
     # Exclusive from the check to the confirmed swap: no store can open the file in
     # between and go on writing into the one moved aside (see runtime/store/_use_lock.py).
     with exclusive_use(db) as alone:
@@ -180,13 +203,18 @@ def restore(
 def _swap(
     backup: Path, db: Path, manifest: BackupManifest, clock: Callable[[], float]
 ) -> RestoreResult:
-    staging = db.with_name(f".{db.name}.restoring")
-    with suppress(FileNotFoundError):
-        staging.unlink()
+    # A new file with an unpredictable name (O_EXCL, mode 0600): nothing planted next to
+    # the database is written through, and the rename below replaces rather than follows.
+    fd, name = tempfile.mkstemp(prefix=f".{db.name}.", suffix=".restoring", dir=db.parent)
+    staging = Path(name)
     try:
-        shutil.copyfile(backup, staging)
-        os.chmod(staging, _mode_of(db))
-        _fsync(staging)
+        with os.fdopen(fd, "wb") as out, backup.open("rb") as src:
+            shutil.copyfileobj(src, out, 1024 * 1024)
+            # 0600 whatever the replaced file's mode: the restored database holds the same
+            # payloads and errors, and Garrison creates every database private.
+            os.fchmod(out.fileno(), FILE_MODE)
+            out.flush()
+            os.fsync(out.fileno())
         if sha256_file(staging) != manifest.sha256:
             raise BackupRefused(
                 f"the copy of {backup.name} does not match its checksum (disk error?); "
@@ -215,11 +243,29 @@ def _swap(
     )
 
 
-def _mode_of(db: Path) -> int:
+def _not_garrison(db: Path) -> str | None:
+    """Why the file at ``db`` is not a Garrison database, or None if it is one (perhaps a
+    damaged one: unreadable past its header, or with a destroyed header but a Garrison use
+    lock next to it), is empty, or is missing."""
     try:
-        return db.stat().st_mode & 0o777
+        with db.open("rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
     except FileNotFoundError:
-        return 0o600
+        return None
+    if not header:
+        return None
+    if header != SQLITE_HEADER:
+        # A Garrison store opening a SQLite file leaves its use lock next to it: with one
+        # there, this is a Garrison database whose first page was destroyed.
+        return None if db.with_name(db.name + ".lock").exists() else "not a SQLite file"
+    try:
+        with closing(sqlite3.connect(_uri(db, "ro"), uri=True, timeout=0)) as conn:
+            found = tables(conn)
+    except sqlite3.Error:
+        return None  # unreadable past its header: a damaged database, restore's reason to be
+    if found and not is_garrison_schema(found):
+        return f"a SQLite database of another application (tables: {', '.join(sorted(found)[:5])})"
+    return None
 
 
 def _side_files(path: Path) -> dict[str, Path]:
@@ -234,9 +280,11 @@ def _move_aside(db: Path, now: float) -> Path | None:
     if kept.exists():
         kept = db.with_name(f"{db.name}.{stamp(now)}{PRE_RESTORE}")
     os.replace(db, kept)
+    make_private(kept)  # it holds the same payloads; it may come from a world-readable era
     for suffix, side in _side_files(db).items():
         if side.exists():
             os.replace(side, kept.with_name(kept.name + suffix))
+            make_private(kept.with_name(kept.name + suffix))
     with suppress(FileNotFoundError):
         db.with_name(db.name + "-shm").unlink()  # a cache of the WAL, rebuilt on open
     return kept

@@ -11,14 +11,13 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import anyio
-from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 
-from runtime._loop import receive_within
+from runtime.actors import Actor, ActorContext, from_handler
 from runtime.pipeline._config import PipelineConfig
 from runtime.pipeline._sinks import (
     Sink,
@@ -29,7 +28,7 @@ from runtime.pipeline._sinks import (
     origin_id,
 )
 from runtime.store import Store, WorkItem
-from supervisors import ChildSpec, PartitionSupervisor, heartbeat
+from supervisors import ChildSpec, Restart, Supervisor, heartbeat, partition_for
 
 
 class Handled(NamedTuple):
@@ -39,19 +38,23 @@ class Handled(NamedTuple):
     result: bytes | None
     queue_latency_s: float
     began: float
+    handled_at: float = 0.0
 
 
 Delivered = Callable[[Handled, list[str]], Awaitable[None]]
-Undelivered = Callable[[Handled, SinkFailed], Awaitable[None]]
+Undelivered = Callable[[Handled, SinkFailed], Awaitable[object]]
 
 
 class Outbound:
     """``outbound_partitions`` supervised delivery actors keyed by item key.
 
-    Each delivers a result to every sink in order, under ``sink_timeout_s`` per try and the
-    ``sink_retry`` policy, passing the effect's idempotency key; effects already in the
-    store's ledger are skipped. Success goes to ``delivered`` with the effect keys to
-    record; a sink that keeps failing goes to ``undelivered`` (the item's attempt fails).
+    Each is an :class:`runtime.actors.Actor` (``outbound-<n>``) with a bounded mailbox
+    that outlives its restarts, under a one-for-one supervisor with the workers' restart
+    policy. An actor delivers a result to every sink in order, under ``sink_timeout_s``
+    per try and the ``sink_retry`` policy, passing the effect's idempotency key; effects
+    already in the store's ledger are skipped. Success goes to ``delivered`` with the
+    effect keys to record; a sink that keeps failing goes to ``undelivered`` (the item's
+    attempt fails).
     """
 
     def __init__(
@@ -62,66 +65,69 @@ class Outbound:
         *,
         delivered: Delivered,
         undelivered: Undelivered,
+        released: Callable[[WorkItem], None],
         rng: random.Random,
         name: str,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self._store = store
         self._sinks = tuple(sinks)
         self._config = config
         self._delivered = delivered
         self._undelivered = undelivered
+        self._released = released
         self._rng = rng
         self.effects_skipped = 0
-        self.partitions: PartitionSupervisor[Handled] = PartitionSupervisor(
-            config.outbound_partitions,
-            self._partition,
-            inbox_size=config.outbound_inbox_size,
-            policy=config.worker_restarts,
+        self.actors: list[Actor[Handled, None]] = [
+            Actor(
+                f"outbound-{index}",
+                from_handler(self._deliver),
+                capacity=config.outbound_inbox_size,
+                # Sinks have their own timeouts and retries; a hang is the heartbeat's.
+                handler_timeout=None,
+                heartbeat_timeout=config.heartbeat_timeout_s,
+            )
+            for index in range(config.outbound_partitions)
+        ]
+        self.supervisor = Supervisor(
+            [a.child_spec(restart=Restart.PERMANENT, shutdown_timeout=1.0) for a in self.actors],
+            policy=config.restarts,
             name=f"{name}.outbound",
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
         )
+
+    def child_spec(self, id: str = "outbound") -> ChildSpec:
+        """The outbound supervisor's spec under the pipeline's root supervisor."""
+        return ChildSpec(id=id, start=self.supervisor.run, shutdown_timeout=math.inf)
 
     async def send(self, handled: Handled) -> None:
-        """Queue ``handled`` for delivery, waiting while its partition's inbox is full."""
-        key = handled.item.key or handled.item.id
+        """Queue ``handled`` for delivery, waiting while its actor's mailbox is full."""
+        item = handled.item
+        actor = self.actors[partition_for(item.key or item.id, len(self.actors))]
         try:
-            self.partitions.send_nowait(key, handled)
+            actor.cast_nowait(handled)
         except anyio.WouldBlock:
-            await self.partitions.send(key, handled)
+            await actor.cast(handled)
 
     def close(self) -> None:
-        """Close the inboxes (after the pipeline stopped)."""
-        self.partitions.close()
+        """Close the mailboxes (after the pipeline stopped)."""
+        for actor in self.actors:
+            actor.close()
 
-    def _partition(self, index: int, inbox: MemoryObjectReceiveStream[Handled]) -> ChildSpec:
-        return ChildSpec(
-            id=f"outbound-{index}",
-            start=partial(self._run, inbox),
-            heartbeat_timeout=self._config.heartbeat_timeout_s,
-            shutdown_timeout=1.0,
-        )
-
-    async def _run(
-        self, inbox: MemoryObjectReceiveStream[Handled], *, task_status: TaskStatus[Any]
-    ) -> None:
-        task_status.started()
-        hb = self._config.heartbeat_timeout_s
-        idle = math.inf if hb is None else hb / 2
-        async with inbox:
-            while True:
-                heartbeat()
-                try:
-                    # Wake up now and then while idle, so an idle actor is not taken for hung.
-                    handled = await receive_within(inbox, idle)
-                except anyio.EndOfStream:
-                    return
-                if handled is None:
-                    continue
-                try:
-                    keys = await self.deliver_all(handled.item, handled.result)
-                except SinkFailed as exc:
-                    await self._undelivered(handled, exc)
-                else:
-                    await self._delivered(handled, keys)
+    async def _deliver(self, ctx: ActorContext, handled: Handled) -> None:
+        try:
+            keys = await self.deliver_all(handled.item, handled.result)
+        except SinkFailed as exc:
+            await self._undelivered(handled, exc)
+        except BaseException:
+            # The actor crashes (or is stopped) with this item in hand: let go of it, so
+            # its lease expires and it runs again rather than being held for ever.
+            self._released(handled.item)
+            raise
+        else:
+            await self._delivered(handled, keys)
 
     async def deliver_all(self, item: WorkItem, result: bytes | None) -> list[str]:
         """Deliver ``result`` to every sink; return the keys of the effects delivered.

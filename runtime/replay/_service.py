@@ -24,7 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from policies import RestartPolicy
 from runtime._errors import InvalidTransition, ItemNotFound, ReplayRefused
 from runtime._structure import build, first_leaf
-from runtime.store import DeadLetter, DeadReason, Store
+from runtime.store import DeadLetter, DeadLetterAdmin, DeadReason, ItemState, replay_refusal
 from supervisors import ChildSpec, PartitionSupervisor, SupervisorEscalation, heartbeat
 
 log = logging.getLogger("garrison.replay")
@@ -99,7 +99,7 @@ class ReplayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("max_rounds and inbox_size must be at least 1")
 
 
-async def select(store: Store, selection: ReplaySelection) -> list[DeadLetter]:
+async def select(store: DeadLetterAdmin, selection: ReplaySelection) -> list[DeadLetter]:
     """The dead letters a selection names, oldest first, at most ``selection.limit``.
 
     Raises:
@@ -117,9 +117,13 @@ async def select(store: Store, selection: ReplaySelection) -> list[DeadLetter]:
 
 
 def _dry_outcome(letter: DeadLetter, force: bool) -> ReplayOutcome:
-    if letter.archived_at is not None:
+    # The store's own rule says what its replay would do (archived: refused; replayed
+    # before: refused unless forced), so a dry run cannot drift from a real one.
+    state = ItemState.DEAD_LETTERED if letter.archived_at is None else ItemState.ARCHIVED
+    refusal = replay_refusal(letter.item_id, state, letter.replay_count, force=force)
+    if isinstance(refusal, InvalidTransition):
         return ReplayOutcome(letter.item_id, letter.key, "missing", detail="archived")
-    if letter.replay_count and not force:
+    if isinstance(refusal, ReplayRefused):
         return ReplayOutcome(
             letter.item_id, letter.key, "would_skip", letter.replayed_item_id, "already replayed"
         )
@@ -135,7 +139,7 @@ class ReplayService:
 
     def __init__(
         self,
-        store: Store,
+        store: DeadLetterAdmin,
         config: ReplayConfig | None = None,
         *,
         replay_fn: ReplayFn | None = None,

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import enum
+from typing import Annotated
 
 import msgspec
 
-from policies import RetentionPolicy, RetryPolicy
+from policies import RetentionPolicy, RetryPolicy, check_bounds
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class Synchronous(enum.StrEnum):
@@ -42,37 +46,27 @@ class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         max_page_count: when set, the writer connection's ``PRAGMA max_page_count``: a
             hard cap on the database size in pages (writes past it raise ``StoreFull``).
             Used to bound a database's size, and by the fault tests to simulate a full disk.
+
+    Raises:
+        ValidationFailed: a field is outside its declared bounds (``field`` names it).
     """
 
-    queue: str = "default"
+    queue: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "default"
     synchronous: Synchronous = Synchronous.NORMAL
-    busy_timeout_s: float = 5.0
-    max_batch: int = 512
-    max_pending: int = 4096
-    max_payload_bytes: int = 1024 * 1024
-    max_lease_batch: int = 1000
-    max_lease_s: float = 3600.0
-    list_limit: int = 1000
-    readers: int = 4
-    cache_mib: int = 64
+    busy_timeout_s: Seconds = 5.0
+    max_batch: Positive = 512
+    max_pending: Positive = 4096
+    max_payload_bytes: Positive = 1024 * 1024
+    # A lease of n items binds n parameters padded to a power of two, and SQLite allows
+    # 32,766 per statement.
+    max_lease_batch: Annotated[int, msgspec.Meta(ge=1, le=16_384)] = 1000
+    max_lease_s: Seconds = 3600.0
+    list_limit: Positive = 1000
+    readers: Positive = 4
+    cache_mib: Positive = 64
     retry: RetryPolicy = RetryPolicy()
     retention: RetentionPolicy = RetentionPolicy()
-    max_page_count: int | None = None
+    max_page_count: Positive | None = None
 
     def __post_init__(self) -> None:
-        positive = {
-            "busy_timeout_s": self.busy_timeout_s,
-            "max_batch": self.max_batch,
-            "max_pending": self.max_pending,
-            "max_payload_bytes": self.max_payload_bytes,
-            "max_lease_batch": self.max_lease_batch,
-            "max_lease_s": self.max_lease_s,
-            "list_limit": self.list_limit,
-            "readers": self.readers,
-            "cache_mib": self.cache_mib,
-        }
-        if self.max_page_count is not None:
-            positive["max_page_count"] = self.max_page_count
-        for name, value in positive.items():
-            if value <= 0:
-                raise ValueError(f"{name} must be positive")
+        check_bounds(self)

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 import re
+import time
+from typing import Annotated
 
 import msgspec
 
+from policies import check_bounds
 from runtime._errors import ChecksumMismatch, PayloadTooLarge, ValidationFailed
 
 TOPIC_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 MAX_KEY_LENGTH = 256
+MAX_TOPIC_LENGTH = 200
 MAX_ERROR_LENGTH = 8192
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
 MAX_ATTEMPTS_CAP = 1000
 MAX_TRACE_ENTRIES = 32
 MAX_TRACE_VALUE_LENGTH = 4096
+MAX_DELAY_S = 366 * 86400
 
 
 class ItemState(enum.StrEnum):
@@ -44,23 +51,39 @@ class DeadReason(enum.StrEnum):
     TIMEOUT = "timeout"
 
 
+# Text fields: 1 to MAX_KEY_LENGTH characters, no control characters.
+Text = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH, pattern=r"^[^\x00-\x1f]*$")
+]
+
+
 class NewItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What a producer hands to ``enqueue``.
 
     ``payload`` is opaque bytes; ``sha256``, when given, must match it. ``max_attempts``
     defaults to the store's retry policy. Higher ``priority`` is leased first.
+
+    The bounds are declared on the fields (``msgspec.Meta``): decoding refuses what is out
+    of them, and the intake gate (:func:`validate_new_item`, run by every ``enqueue``)
+    checks them with ``policies.check_bounds`` plus what a declaration cannot say (the
+    store's payload limit, the checksum, the trace context's entries). Building one in
+    Python checks nothing, so the refusal comes from ``enqueue``, with telemetry.
     """
 
-    topic: str
+    topic: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=MAX_TOPIC_LENGTH, pattern=TOPIC_PATTERN.pattern)
+    ]
     payload: bytes
-    key: str | None = None
-    priority: int = 0
-    idempotency_key: str | None = None
-    max_attempts: int | None = None
-    sha256: str | None = None
-    correlation_id: str | None = None
-    trace_context: dict[str, str] | None = None
-    delay_s: float = 0.0
+    key: Text | None = None
+    priority: Annotated[int, msgspec.Meta(ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1])] = 0
+    idempotency_key: Text | None = None
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=MAX_ATTEMPTS_CAP)] | None = None
+    sha256: Annotated[str, msgspec.Meta(min_length=64, max_length=64)] | None = None
+    correlation_id: Text | None = None
+    trace_context: Annotated[dict[str, str], msgspec.Meta(max_length=MAX_TRACE_ENTRIES)] | None = (
+        None
+    )
+    delay_s: Annotated[float, msgspec.Meta(ge=0, le=MAX_DELAY_S)] = 0.0
 
 
 class WorkItem(msgspec.Struct, frozen=True):
@@ -127,23 +150,56 @@ class Failure(msgspec.Struct, frozen=True):
     timeout: bool = False
 
 
+def new_id() -> str:
+    """A fresh item id: 48 bits of milliseconds, then 80 random bits, as 32 hex digits.
+
+    Time-ordered ids land at the right edge of the id indexes, so inserts touch a few hot
+    pages instead of random ones all over the B-tree (a large share of enqueue cost).
+    """
+    return f"{time.time_ns() // 1_000_000 & 0xFFFFFFFFFFFF:012x}{os.urandom(10).hex()}"
+
+
 def payload_digest(payload: bytes) -> str:
     """Hex SHA-256 of a payload."""
     return hashlib.sha256(payload).hexdigest()
 
 
-def _check_text(value: str | None, field: str, limit: int) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str):
-        raise ValidationFailed(f"{field} must be a string", field=field)
-    if not value or len(value) > limit:
-        raise ValidationFailed(f"{field} must be 1 to {limit} characters", field=field)
-    if any(ord(ch) < 32 for ch in value):
+def _text_ok(value: str | None) -> bool:
+    return value is None or (type(value) is str and 1 <= len(value) <= MAX_KEY_LENGTH)
+
+
+def within_declared(item: NewItem) -> bool:
+    """A fast test that ``item`` is within its declared bounds.
+
+    ``check_bounds`` reads the declarations generically and costs ~20 us per item, most
+    of an enqueue's CPU; this costs ~1 us. It is at least as strict (exact types), so an
+    item it passes passes ``check_bounds``; a property test holds the two together.
+    """
+    low, high = PRIORITY_RANGE
+    attempts, sha, delay = item.max_attempts, item.sha256, item.delay_s
+    return (
+        type(item.topic) is str
+        and 1 <= len(item.topic) <= MAX_TOPIC_LENGTH
+        and type(item.payload) is bytes
+        and _text_ok(item.key)
+        and _text_ok(item.idempotency_key)
+        and _text_ok(item.correlation_id)
+        and type(item.priority) is int
+        and low <= item.priority <= high
+        and (attempts is None or (type(attempts) is int and 1 <= attempts <= MAX_ATTEMPTS_CAP))
+        and (sha is None or (type(sha) is str and len(sha) == 64))
+        and (type(delay) is float or type(delay) is int)
+        and 0 <= delay <= MAX_DELAY_S
+    )
+
+
+def _check_control(value: str | None, field: str) -> None:
+    # The declared pattern says it for decoding; check_bounds does not read patterns.
+    if value is not None and any(ord(ch) < 32 for ch in value):
         raise ValidationFailed(f"{field} must not contain control characters", field=field)
 
 
-def _check_trace_context(context: object) -> None:
+def _check_trace_context(context: dict[str, str] | None) -> None:
     # Stored as JSON and read back as dict[str, str]: anything else would make the item
     # unreadable later, so it is refused here.
     if context is None:
@@ -165,54 +221,42 @@ def _check_trace_context(context: object) -> None:
 def validate_new_item(item: NewItem, *, max_payload_bytes: int) -> str:
     """Check an item at the intake gate and return its payload's SHA-256.
 
+    Its declared bounds are checked by ``policies.check_bounds``, then the payload limit,
+    the topic's and texts' characters, the trace context and the checksum.
+
     Raises:
-        ValidationFailed: a field is of the wrong type or outside its bounds.
+        ValidationFailed: a field is of the wrong type or outside its bounds (``field``
+            names it).
         PayloadTooLarge: the payload is over ``max_payload_bytes``.
         ChecksumMismatch: ``item.sha256`` does not match the payload.
     """
-    # fullmatch, not match: the pattern's ``$`` also matches before a trailing newline.
-    if not isinstance(item.topic, str) or not TOPIC_PATTERN.fullmatch(item.topic):
+    payload = item.payload
+    if isinstance(payload, bytearray | memoryview):
+        # Accepted as bytes (and stored as bytes); the declaration says bytes.
+        payload = bytes(payload)
+        item = msgspec.structs.replace(item, payload=payload)
+    if isinstance(item.topic, str) and not TOPIC_PATTERN.fullmatch(item.topic):
+        # fullmatch, not match: the pattern's ``$`` also matches before a trailing newline.
         raise ValidationFailed(
             f"topic {item.topic!r} is not valid: use 1-200 of A-Z a-z 0-9 . _ : / - "
             "starting with a letter or digit",
             field="topic",
         )
-    if not isinstance(item.payload, bytes | bytearray | memoryview):
-        raise ValidationFailed("payload must be bytes", field="payload")
-    if len(item.payload) > max_payload_bytes:
+    if isinstance(item.sha256, str) and not _HEX_DIGEST.fullmatch(item.sha256):
+        raise ValidationFailed("sha256 must be 64 hex digits", field="sha256")
+    if not within_declared(item):
+        check_bounds(item)  # raises, naming the field (or finds a subclass it accepts)
+    if len(payload) > max_payload_bytes:
         raise PayloadTooLarge(
-            f"payload is {len(item.payload)} bytes, over the limit of {max_payload_bytes}",
+            f"payload is {len(payload)} bytes, over the limit of {max_payload_bytes}",
             field="payload",
         )
-    _check_text(item.key, "key", MAX_KEY_LENGTH)
-    _check_text(item.idempotency_key, "idempotency_key", MAX_KEY_LENGTH)
-    _check_text(item.correlation_id, "correlation_id", MAX_KEY_LENGTH)
-    if isinstance(item.priority, bool) or not isinstance(item.priority, int):
-        raise ValidationFailed("priority must be an integer", field="priority")
-    low, high = PRIORITY_RANGE
-    if not low <= item.priority <= high:
-        raise ValidationFailed(f"priority must be within [{low}, {high}]", field="priority")
-    if item.max_attempts is not None and (
-        isinstance(item.max_attempts, bool)
-        or not isinstance(item.max_attempts, int)
-        or not 1 <= item.max_attempts <= MAX_ATTEMPTS_CAP
-    ):
-        raise ValidationFailed(
-            f"max_attempts must be an integer within [1, {MAX_ATTEMPTS_CAP}]",
-            field="max_attempts",
-        )
-    if (
-        isinstance(item.delay_s, bool)
-        or not isinstance(item.delay_s, int | float)
-        or not 0 <= item.delay_s <= 366 * 86400
-    ):
-        raise ValidationFailed("delay_s must be within [0, one year]", field="delay_s")
+    for field in ("key", "idempotency_key", "correlation_id"):
+        _check_control(getattr(item, field), field)
     _check_trace_context(item.trace_context)
-    digest = payload_digest(bytes(item.payload))
+    digest = payload_digest(payload)
     if item.sha256 is not None:
-        supplied = item.sha256.lower() if isinstance(item.sha256, str) else item.sha256
-        if not isinstance(supplied, str) or not re.fullmatch(r"[0-9a-f]{64}", supplied):
-            raise ValidationFailed("sha256 must be 64 hex digits", field="sha256")
+        supplied = item.sha256.lower()
         if supplied != digest:
             raise ChecksumMismatch(
                 f"sha256 {supplied} does not match the payload (its SHA-256 is {digest})",

@@ -8,65 +8,17 @@ from __future__ import annotations
 
 import sqlite3
 
-import msgspec
-
 from policies import RetentionCutoffs
 from runtime._errors import ItemNotFound
+from runtime.store._backend import DeadLetterQuery, EventQuery
 from runtime.store._envelope import DeadLetter, ItemState, WorkItem
+from runtime.store._records import AuditEvent, PurgeResult, QueueMetrics
 from runtime.store._rows import (
     DEAD_LETTER_COLUMNS,
     ITEM_COLUMNS,
     dead_letter_from_row,
     item_from_row,
 )
-
-
-class AuditEvent(msgspec.Struct, frozen=True):
-    """One row of the audit trail."""
-
-    id: int
-    at: float
-    kind: str
-    queue: str
-    item_id: str | None
-    topic: str | None
-    from_state: str | None
-    to_state: str | None
-    attempt: int | None
-    max_attempts: int | None
-    error: str | None
-    detail: str | None
-
-
-class PurgeResult(msgspec.Struct, frozen=True):
-    """Rows removed by a retention purge (or that would be, on a dry run)."""
-
-    succeeded: int
-    dead_letters: int
-    audit: int
-    dry_run: bool = False
-
-
-class QueueMetrics(msgspec.Struct, frozen=True):
-    """Queue figures over a window of ``since_s`` seconds ending at ``now``.
-
-    ``depth`` counts every state (current, not windowed); rates and counts are windowed.
-    """
-
-    queue: str
-    now: float
-    since_s: float
-    depth: dict[str, int]
-    enqueued: int
-    succeeded: int
-    throughput_per_min: float
-    avg_queue_latency_s: float | None
-    lease_contention: int
-    retries: int
-    dead_letters: int
-    lease_expirations: int
-    last_success: dict[str, float]
-    dead_letters_by_reason: dict[str, int] = {}
 
 
 def get_item(conn: sqlite3.Connection, item_id: str) -> WorkItem:
@@ -107,31 +59,23 @@ def get_dead_letter(conn: sqlite3.Connection, item_id: str) -> DeadLetter:
 
 
 def list_dead_letters(
-    conn: sqlite3.Connection,
-    queue: str,
-    *,
-    topic: str | None,
-    reason: str | None,
-    since: float | None,
-    until: float | None,
-    include_archived: bool,
-    limit: int,
+    conn: sqlite3.Connection, queue: str, query: DeadLetterQuery
 ) -> list[DeadLetter]:
     """Dead letters, oldest first, filtered by topic, reason and time."""
     clauses = ["d.queue = ?"]
     params: list[object] = [queue]
-    if not include_archived:
+    if not query.include_archived:
         clauses.append("i.state = 'dead_lettered'")
     for clause, value in (
-        ("i.topic = ?", topic),
-        ("d.reason = ?", reason),
-        ("d.dead_at >= ?", since),
-        ("d.dead_at < ?", until),
+        ("i.topic = ?", query.topic),
+        ("d.reason = ?", None if query.reason is None else query.reason.value),
+        ("d.dead_at >= ?", query.since),
+        ("d.dead_at < ?", query.until),
     ):
         if value is not None:
             clauses.append(clause)
             params.append(value)
-    params.append(limit)
+    params.append(query.limit)
     rows = conn.execute(
         f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters d JOIN items i ON i.id = d.item_id "
         f"WHERE {' AND '.join(clauses)} ORDER BY d.dead_at, i.seq LIMIT ?",
@@ -140,33 +84,24 @@ def list_dead_letters(
     return [dead_letter_from_row(r) for r in rows]
 
 
-def list_events(
-    conn: sqlite3.Connection,
-    *,
-    queue: str,
-    item_id: str | None,
-    topic: str | None,
-    kind: str | None,
-    since: float | None,
-    limit: int,
-) -> list[AuditEvent]:
+def list_events(conn: sqlite3.Connection, queue: str, query: EventQuery) -> list[AuditEvent]:
     """Audit rows of one queue, oldest first, filtered."""
     clauses: list[str] = ["queue = ?"]
     params: list[object] = [queue]
     for clause, value in (
-        ("item_id = ?", item_id),
-        ("topic = ?", topic),
-        ("kind = ?", kind),
-        ("at >= ?", since),
+        ("item_id = ?", query.item_id),
+        ("topic = ?", query.topic),
+        ("kind = ?", query.kind),
+        ("at >= ?", query.since),
     ):
         if value is not None:
             clauses.append(clause)
             params.append(value)
-    where = f"WHERE {' AND '.join(clauses)} "
-    params.append(limit)
+    params.append(query.limit)
     rows = conn.execute(
         "SELECT id, at, kind, queue, item_id, topic, from_state, to_state, attempt, "
-        f"max_attempts, error, detail FROM audit {where}ORDER BY id LIMIT ?",
+        f"max_attempts, error, detail FROM audit WHERE {' AND '.join(clauses)} "
+        "ORDER BY id LIMIT ?",
         params,
     )
     return [AuditEvent(*r) for r in rows]
@@ -275,3 +210,15 @@ def retention_counts(conn: sqlite3.Connection, queue: str, cut: RetentionCutoffs
             "SELECT count(*) FROM audit WHERE queue = ? AND at < ?", queue, cut.audit_before
         )
     return PurgeResult(succeeded=succeeded, dead_letters=dead, audit=audit, dry_run=True)
+
+
+def has_effect(conn: sqlite3.Connection, effect_key: str) -> bool:
+    """Whether a side effect with this key was recorded."""
+    found = conn.execute("SELECT 1 FROM effects WHERE effect_key = ?", (effect_key,))
+    return found.fetchone() is not None
+
+
+def load_checkpoint(conn: sqlite3.Connection, name: str) -> bytes | None:
+    """The latest snapshot of actor ``name``, or None."""
+    row = conn.execute("SELECT state FROM checkpoints WHERE name = ?", (name,)).fetchone()
+    return None if row is None else bytes(row[0])

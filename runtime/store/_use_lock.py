@@ -44,13 +44,15 @@ def lock_path(db: Path) -> Path:
 
 def _open(db: Path) -> int:
     # Read-only is enough for flock, so every user who may read the database can take
-    # the lock; a new sidecar gets the database's own permission bits.
+    # the lock; a new sidecar gets the database's owner and group bits (a group the
+    # operator chose), never read access for everyone else, and is never a link.
     try:
-        mode = db.stat().st_mode & 0o666
+        mode = db.stat().st_mode & 0o660
     except OSError:
-        mode = 0o644
+        mode = 0o600
+    flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
     try:
-        return os.open(lock_path(db), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, mode)
+        return os.open(lock_path(db), flags, mode)
     except OSError as exc:
         raise StoreUnavailable(f"cannot open {lock_path(db)}: {exc.strerror}") from exc
 

@@ -14,34 +14,35 @@ Required spans: ``garrison.dead_letter.write`` (:func:`dead_letter_written`),
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from runtime.telemetry._instruments import (
-    DEAD_LETTER_CONTEXT_KEY,
+from runtime.telemetry._events import (
     DEAD_LETTER_SPAN,
+    ESCALATION_SPAN,
     LEVELS,
     PRESSURE_SPAN,
     REPLAY_SPAN,
     RESTART_SPAN,
-    Instruments,
     ReplayRecorder,
-    current_instruments,
     dead_letter_written,
-    enqueue_span,
-    extract_context,
-    install_instruments,
     item_rejected,
-    items_enqueued,
     items_shed,
-    lease_contended,
     pressure_level_gauge,
     pressure_transition,
-    process_span,
-    queue_depth,
     replay_span,
-    settle_span,
-    settled,
-    use_instruments,
 )
 from runtime.telemetry._logging import JsonFormatter, LogConfig, configure_logging, reset_logging
+from runtime.telemetry._messaging import (
+    MAX_SETTLE_LINKS,
+    LeasedItem,
+    OutgoingItem,
+    enqueue_span,
+    items_enqueued,
+    lease_contended,
+    process_span,
+    queue_depth,
+    settle_links,
+    settle_span,
+    settled,
+)
 from runtime.telemetry._progress import (
     PROGRESS_PREFIX,
     Progress,
@@ -51,15 +52,17 @@ from runtime.telemetry._progress import (
     pressure_level_now,
     run_progress,
 )
+from runtime.telemetry._propagation import DEAD_LETTER_CONTEXT_KEY, extract_context
+from runtime.telemetry._registry import (
+    DepthSample,
+    Instruments,
+    current_instruments,
+    install_instruments,
+    register_depth_source,
+    use_instruments,
+)
 
 if TYPE_CHECKING:
-    from runtime.telemetry._health import (
-        CheckResult,
-        HealthConfig,
-        HealthReport,
-        HealthStatus,
-        check_health,
-    )
     from runtime.telemetry._sampling import REQUIRED_SPANS, KeepRequiredSampler
     from runtime.telemetry._setup import (
         Exporter,
@@ -69,14 +72,9 @@ if TYPE_CHECKING:
     )
     from runtime.telemetry._testing import CapturedTelemetry, capture_telemetry
 
-# The SDK-side names (and the health checks, which import the store) load on first use,
-# so library code importing the helpers above never imports the OpenTelemetry SDK.
+# The SDK-side names load on first use, so library code importing the helpers above never
+# imports the OpenTelemetry SDK.
 _LAZY = {
-    "CheckResult": "runtime.telemetry._health",
-    "HealthConfig": "runtime.telemetry._health",
-    "HealthReport": "runtime.telemetry._health",
-    "HealthStatus": "runtime.telemetry._health",
-    "check_health": "runtime.telemetry._health",
     "KeepRequiredSampler": "runtime.telemetry._sampling",
     "REQUIRED_SPANS": "runtime.telemetry._sampling",
     "Exporter": "runtime.telemetry._setup",
@@ -98,6 +96,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEAD_LETTER_CONTEXT_KEY",
     "DEAD_LETTER_SPAN",
+    "ESCALATION_SPAN",
     "LEVELS",
     "PRESSURE_SPAN",
     "PROGRESS_PREFIX",
@@ -105,22 +104,20 @@ __all__ = [
     "REQUIRED_SPANS",
     "RESTART_SPAN",
     "CapturedTelemetry",
-    "CheckResult",
+    "DepthSample",
     "Exporter",
-    "HealthConfig",
-    "HealthReport",
-    "HealthStatus",
     "Instruments",
     "JsonFormatter",
     "KeepRequiredSampler",
+    "LeasedItem",
     "LogConfig",
+    "OutgoingItem",
     "Progress",
     "ProgressSnapshot",
     "ReplayRecorder",
     "TelemetryConfig",
     "TelemetryHandle",
     "capture_telemetry",
-    "check_health",
     "configure_logging",
     "configure_telemetry",
     "current_instruments",
@@ -139,9 +136,12 @@ __all__ = [
     "pressure_transition",
     "process_span",
     "queue_depth",
+    "register_depth_source",
     "replay_span",
     "reset_logging",
     "run_progress",
+    "MAX_SETTLE_LINKS",
+    "settle_links",
     "settle_span",
     "settled",
     "use_instruments",

@@ -12,12 +12,14 @@ import logging.handlers
 import sys
 import time
 from pathlib import Path
-from typing import Any, Final, Literal, TextIO
+from typing import Annotated, Any, Final, Literal, TextIO
 
 import msgspec
 from opentelemetry import trace
 
+from policies import check_bounds
 from runtime._errors import ValidationFailed
+from runtime._files import PrivateRotatingFileHandler, ensure_private_dir
 
 __all__ = ["JsonFormatter", "LogConfig", "configure_logging", "reset_logging"]
 
@@ -37,22 +39,23 @@ class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         format: ``json`` (one object per line), ``human``, or ``auto`` (human on a
             terminal, JSON otherwise).
         file: write to this file, rotated by size, instead of stderr.
-        max_bytes: rotate the file at this size.
-        backup_count: rotated files kept (older ones are deleted).
-        level: the lowest level written for Garrison's loggers.
+        max_bytes: rotate the file at this size (at least 1024).
+        backup_count: rotated files kept, older ones are deleted (within [0, 1000]).
+        level: the lowest level written for Garrison's loggers (a ``logging`` level name).
+
+    Raises:
+        ValidationFailed: a value outside its bounds or an unknown level (``field`` names
+            it).
     """
 
     format: LogFormat = "auto"
     file: str | None = None
-    max_bytes: int = 10 * 1024 * 1024
-    backup_count: int = 5
+    max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 10 * 1024 * 1024
+    backup_count: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 5
     level: str = "INFO"
 
     def __post_init__(self) -> None:
-        if self.max_bytes < 1024:
-            raise ValidationFailed("max_bytes must be at least 1024", field="max_bytes")
-        if not 0 <= self.backup_count <= 1000:
-            raise ValidationFailed("backup_count must be within [0, 1000]", field="backup_count")
+        check_bounds(self)
         if logging.getLevelName(self.level.upper()) not in range(0, 100):
             raise ValidationFailed(f"unknown log level {self.level!r}", field="level")
 
@@ -119,8 +122,8 @@ def configure_logging(config: LogConfig | None = None, *, stream: TextIO | None 
     reset_logging()
     handler: logging.Handler
     if config.file is not None:
-        Path(config.file).parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
+        ensure_private_dir(Path(config.file).parent)
+        handler = PrivateRotatingFileHandler(
             config.file,
             maxBytes=config.max_bytes,
             backupCount=config.backup_count,

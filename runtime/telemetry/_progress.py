@@ -21,7 +21,7 @@ from typing import Final
 import anyio
 import msgspec
 
-from runtime.telemetry._instruments import current_instruments
+from runtime.telemetry._registry import current_instruments
 
 __all__ = [
     "PROGRESS_PREFIX",

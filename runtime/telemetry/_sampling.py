@@ -28,13 +28,13 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from runtime._errors import ValidationFailed
-from runtime.telemetry._instruments import (
+from runtime.telemetry._events import (
     DEAD_LETTER_SPAN,
+    ESCALATION_SPAN,
     PRESSURE_SPAN,
     REPLAY_SPAN,
     RESTART_SPAN,
 )
-from supervisors._telemetry import ESCALATION_SPAN
 
 __all__ = ["REQUIRED_SPANS", "KeepRequiredSampler"]
 

@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 from opentelemetry import metrics, trace
@@ -33,14 +33,15 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
+from policies import check_bounds
 from runtime._errors import ValidationFailed
-from runtime.telemetry._instruments import (
+from runtime.telemetry._readers import MemoryReader, PeriodicReader, prometheus_reader
+from runtime.telemetry._registry import (
     Instruments,
     current_instruments,
     histogram_set,
     install_instruments,
 )
-from runtime.telemetry._readers import MemoryReader, PeriodicReader, prometheus_reader
 from runtime.telemetry._sampling import KeepRequiredSampler
 
 __all__ = ["Exporter", "TelemetryConfig", "TelemetryHandle", "configure_telemetry"]
@@ -61,7 +62,8 @@ class TelemetryConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         otlp_protocol: ``grpc`` or ``http/protobuf``.
         otlp_endpoint: the collector's address (the exporter's default when None; the
             standard ``OTEL_EXPORTER_OTLP_*`` variables also apply).
-        metrics_port: serve Prometheus metrics on this port (0 picks a free one).
+        metrics_port: serve Prometheus metrics on this port (0 picks a free one), within
+            [0, 65535].
         metrics_host: the address the Prometheus endpoint listens on.
         service_name: the ``service.name`` resource attribute.
         sample_ratio: the fraction of root traces kept (parent-based), in [0, 1]. The
@@ -69,29 +71,27 @@ class TelemetryConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             ``garrison.supervisor.restart``, ``garrison.replay``, and
             ``garrison.supervisor.escalation``) are always kept, even
             inside a trace that was not (see :class:`~runtime.telemetry.KeepRequiredSampler`).
-        metric_interval_s: how often pushed metrics (console, otlp) are exported.
+        metric_interval_s: how often pushed metrics (console, otlp) are exported (> 0).
         set_global: also install the providers as the OpenTelemetry globals (only the
             first configuration of a process can; Garrison's own helpers use this one
             either way).
+
+    Raises:
+        ValidationFailed: a value outside its bounds (``field`` names it).
     """
 
     exporter: Exporter = "none"
     otlp_protocol: Literal["grpc", "http/protobuf"] = "grpc"
     otlp_endpoint: str | None = None
-    metrics_port: int | None = None
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
     metrics_host: str = "127.0.0.1"
     service_name: str = "garrison"
-    sample_ratio: float = 1.0
-    metric_interval_s: float = 60.0
+    sample_ratio: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 1.0
+    metric_interval_s: Annotated[float, msgspec.Meta(gt=0.0)] = 60.0
     set_global: bool = True
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.sample_ratio <= 1.0:
-            raise ValidationFailed("sample_ratio must be within [0, 1]", field="sample_ratio")
-        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
-            raise ValidationFailed("metrics_port must be within [0, 65535]", field="metrics_port")
-        if self.metric_interval_s <= 0:
-            raise ValidationFailed("metric_interval_s must be positive", field="metric_interval_s")
+        check_bounds(self)
 
 
 class _DropSpans(SpanExporter):

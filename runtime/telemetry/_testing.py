@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util.types import AttributeValue
 
-from runtime.telemetry._instruments import Instruments, histogram_set, use_instruments
 from runtime.telemetry._readers import MemoryReader
+from runtime.telemetry._registry import Instruments, histogram_set, use_instruments
 
 __all__ = ["CapturedTelemetry", "capture_telemetry"]
 

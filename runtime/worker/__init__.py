@@ -1,6 +1,11 @@
-"""Queue workers: lease, handle, settle, with graceful shutdown."""
+"""Queue workers: the one engine (:mod:`runtime.pipeline`) seen as a worker, with graceful
+shutdown on signals.
 
-from runtime.worker._handler import Handler, TerminalError, load_callable, load_handler
+``Handler``, ``TerminalError``, ``load_callable`` and ``load_handler`` live in
+:mod:`runtime.pipeline` and are re-exported here for compatibility.
+"""
+
+from runtime.pipeline import Handler, TerminalError, load_callable, load_handler
 from runtime.worker._signals import Graceful, run_until_signalled
 from runtime.worker._worker import Worker, WorkerConfig, WorkerStatistics, worker_config
 

@@ -18,6 +18,7 @@ class Sample(msgspec.Struct, frozen=True):
     timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
     names: tuple[Annotated[str, msgspec.Meta(min_length=1)], ...] = ()
     label: Annotated[str, msgspec.Meta(max_length=3)] = "a"
+    topics: tuple[str, ...] | None = None
     flag: bool = False
 
     def __post_init__(self) -> None:
@@ -43,6 +44,8 @@ def test_defaults_pass() -> None:
         ({"names": ("a", "")}, "names"),
         ({"label": "abcd"}, "label"),
         ({"flag": 1}, "flag"),
+        ({"topics": ["a"]}, "topics"),
+        ({"topics": (1,)}, "topics"),
     ],
 )
 def test_out_of_bounds_is_refused_with_the_field(options: dict[str, object], field: str) -> None:
@@ -55,6 +58,15 @@ def test_out_of_bounds_is_refused_with_the_field(options: dict[str, object], fie
 def test_optional_none_and_ints_for_floats_pass() -> None:
     assert Sample(timeout=None, ratio=0.25, names=("x",)).timeout is None
     assert Sample(timeout=3).timeout == 3
+    assert Sample(topics=None).topics is None
+    assert Sample(topics=("a",)).topics == ("a",)
+
+
+def test_lengths_are_named_in_the_value_s_unit() -> None:
+    with pytest.raises(ValidationFailed, match="at most 3 character"):
+        Sample(label="abcd")
+    with pytest.raises(ValidationFailed, match="at least 1 character"):
+        Sample(names=("",))
 
 
 @given(st.integers(min_value=-1000, max_value=1000))

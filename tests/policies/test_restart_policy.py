@@ -166,3 +166,82 @@ def test_backoff_with_seeded_random_is_reproducible() -> None:
     a = [backoff.delay(n, random.Random(7).random()) for n in range(4)]
     b = [backoff.delay(n, random.Random(7).random()) for n in range(4)]
     assert a == b
+
+
+_unit = st.floats(min_value=0.0, max_value=1.0, exclude_max=True)
+
+
+@given(
+    min_s=st.floats(min_value=0.0, max_value=10.0),
+    span=st.floats(min_value=0.0, max_value=100.0),
+    multiplier=st.floats(min_value=1.0, max_value=10.0),
+    jitter=st.floats(min_value=0.0, max_value=1.0),
+    random_factor=st.floats(min_value=0.0, max_value=5.0),
+    attempt=st.integers(min_value=-5, max_value=10_000),
+    rand=_unit,
+    rand_up=_unit,
+)
+def test_backoff_randomisation_bounds(
+    min_s: float,
+    span: float,
+    multiplier: float,
+    jitter: float,
+    random_factor: float,
+    attempt: int,
+    rand: float,
+    rand_up: float,
+) -> None:
+    backoff = Backoff(
+        min_s=min_s,
+        max_s=min_s + span,
+        multiplier=multiplier,
+        jitter=jitter,
+        random_factor=random_factor,
+    )
+    nominal = backoff.delay(attempt)
+    assert min_s - 1e-9 <= nominal <= backoff.max_s + 1e-9 or min_s == 0.0
+    delay = backoff.delay(attempt, rand, rand_up)
+    low = nominal * (1.0 - jitter)
+    high = nominal * (1.0 + random_factor)
+    assert low - 1e-9 <= delay <= high + 1e-9
+    # Only the random factor lengthens; only jitter shortens.
+    assert backoff.delay(attempt, 0.0, rand_up) >= nominal - 1e-12
+    assert backoff.delay(attempt, rand, 0.0) <= nominal + 1e-12
+
+
+@given(factor=st.floats(min_value=0.01, max_value=2.0), rand_up=_unit)
+def test_random_factor_is_akka_formula(factor: float, rand_up: float) -> None:
+    backoff = Backoff(min_s=1.0, max_s=4.0, random_factor=factor)
+    assert math.isclose(backoff.delay(5, 0.0, rand_up), 4.0 * (1.0 + rand_up * factor))
+
+
+@given(
+    period=st.floats(min_value=0.1, max_value=100.0),
+    reset=st.floats(min_value=0.1, max_value=100.0),
+    uptime=st.floats(min_value=0.0, max_value=200.0),
+    attempt=st.integers(min_value=0, max_value=50),
+)
+def test_reset_after_is_independent_of_the_period(
+    period: float, reset: float, uptime: float, attempt: int
+) -> None:
+    policy = RestartPolicy(1, period, Backoff(reset_after_s=reset))
+    assert policy.reset_after_s == reset
+    assert policy.next_attempt(attempt, uptime) == (0 if uptime >= reset else attempt)
+    assert RestartPolicy(1, period, Backoff()).reset_after_s == period
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"random_factor": -0.1}, "random_factor"),
+        ({"reset_after_s": 0.0}, "reset_after_s"),
+        ({"min_s": 2.0, "max_s": 1.0}, "max_s"),
+        ({"jitter": 1.5}, "jitter"),
+    ],
+)
+def test_backoff_bounds_name_the_field(kwargs: dict[str, float], field: str) -> None:
+    from policies import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as info:
+        Backoff(**kwargs)
+    assert info.value.field == field

@@ -239,14 +239,14 @@ async def test_backoff_jitter_uses_injected_random(
     assert gaps == pytest.approx(expected)
 
 
-async def test_transient_escalation_reason_when_nested_supervisor_gives_up(
+async def test_escalation_reason_when_nested_supervisor_gives_up(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     inner = Supervisor(
         [ChildSpec(id="w", start=_crasher(1.0))], policy=RestartPolicy(0, 1.0), name="inner"
     )
     outer = Supervisor(
-        [inner.child_spec(restart=Restart.TRANSIENT)], policy=RestartPolicy(1, 100.0)
+        [inner.child_spec(restart=Restart.PERMANENT)], policy=RestartPolicy(1, 100.0)
     )
     with pytest.raises(SupervisorEscalation) as info:
         await outer.run()
@@ -255,3 +255,25 @@ async def test_transient_escalation_reason_when_nested_supervisor_gives_up(
     assert failure is not None
     assert failure.reason is RestartReason.ESCALATION
     assert failure.error_type == "SupervisorEscalation"
+
+
+async def test_transient_nested_supervisor_that_gave_up_stays_down(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # OTP: a supervisor that gives up exits with `shutdown`, which does not restart a
+    # transient child (this test used to assert the opposite).
+    inner = Supervisor(
+        [ChildSpec(id="w", start=_crasher(1.0))], policy=RestartPolicy(0, 1.0), name="inner"
+    )
+    outer = Supervisor(
+        [inner.child_spec(restart=Restart.TRANSIENT)], policy=RestartPolicy(1, 100.0)
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(outer.run)
+        with trio.fail_after(10):
+            down = await outer.monitor(inner.name).wait()
+        assert isinstance(down.error, SupervisorEscalation)
+        assert outer.statistics().restarts_total == 0
+        failure = outer.which_children()[0].last_failure
+        assert failure is not None and failure.reason is RestartReason.ESCALATION
+        nursery.cancel_scope.cancel()

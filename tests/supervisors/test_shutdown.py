@@ -116,9 +116,13 @@ async def test_grace_entered_before_stop_gets_the_deadline(
     assert finished == [3.0]
 
 
-async def test_child_shielding_itself_is_waited_for_with_a_warning(
+async def test_child_shielding_itself_is_abandoned_after_its_deadline(
     autojump_clock: trio.testing.MockClock, sup_logs: pytest.LogCaptureFixture
 ) -> None:
+    # This test used to expect the stop to wait for the shielded cleanup (5 s); a stop is
+    # now bounded by shutdown_timeout + kill_timeout and the child is abandoned.
+    ended: list[float] = []
+
     async def stubborn(*, task_status: trio.TaskStatus[None]) -> None:
         task_status.started()
         try:
@@ -126,15 +130,20 @@ async def test_child_shielding_itself_is_waited_for_with_a_warning(
         finally:
             with trio.CancelScope(shield=True):
                 await trio.sleep(5.0)
+            ended.append(trio.current_time())
 
-    sup = Supervisor([ChildSpec(id="s", start=stubborn, shutdown_timeout=1.0)])
+    sup = Supervisor([ChildSpec(id="s", start=stubborn, shutdown_timeout=1.0)], kill_timeout=0.5)
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.run)
         nursery.cancel_scope.cancel()
-    assert trio.current_time() == 5.0
-    [record] = [r for r in sup_logs.records if "still running" in r.getMessage()]
-    assert record.levelno == logging.WARNING
+    assert trio.current_time() == 1.5
+    assert sup.statistics().abandoned == ("s",)
+    [record] = [r for r in sup_logs.records if "abandoned" in r.getMessage()]
+    assert record.levelno == logging.ERROR
     assert record.child_id == "s"
+    # The abandoned task goes on in the background and ends on its own.
+    await trio.sleep(10)
+    assert ended == [5.0]
 
 
 async def test_failed_initial_start_stops_started_children(puppets: Puppets) -> None:

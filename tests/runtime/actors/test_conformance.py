@@ -16,8 +16,19 @@ import sniffio
 
 from policies import PressureAction, PressurePolicy, RestartPolicy
 from runtime import PressureRejected, open_store
-from runtime.actors import Actor, ActorContext, Behaviour, CallFailed, Mailbox, from_handler
-from supervisors import Supervisor
+from runtime.actors import (
+    Actor,
+    ActorContext,
+    ActorGone,
+    Behaviour,
+    CallFailed,
+    CallingSelf,
+    Directive,
+    Mailbox,
+    StopReason,
+    from_handler,
+)
+from supervisors import DownReason, Restart, Supervisor
 
 pytestmark = pytest.mark.anyio
 
@@ -118,3 +129,56 @@ async def test_checkpoint_restored_after_restart(tmp_path: Path) -> None:
                 await actor.call("crash")
             assert await actor.call("add") == 3
             tg.cancel_scope.cancel()
+
+
+async def test_death_watch_directives_and_hooks() -> None:
+    gate = anyio.Event()
+    log: list[Any] = []
+
+    class Lifecycle(Behaviour[Any, Any]):
+        async def handle(self, ctx: ActorContext, message: Any) -> Any:
+            if message == "block":
+                await gate.wait()
+                raise Boom
+            if message == "bad":
+                raise ValueError(message)
+            if message == "self":
+                with pytest.raises(CallingSelf):
+                    await actor.call("x")
+            return message
+
+        def on_error(self, ctx: ActorContext, message: Any, error: Exception) -> Directive:
+            return Directive.RESUME if isinstance(error, ValueError) else Directive.RESTART
+
+        async def stopped(self, ctx: ActorContext, reason: StopReason) -> None:
+            await anyio.lowlevel.checkpoint()
+            log.append(reason.value)
+
+    actor: Actor[Any, Any] = Actor("conf-down", Lifecycle, call_timeout=30.0)
+    sup = Supervisor([actor.child_spec(restart=Restart.TEMPORARY)])
+    failures: list[BaseException] = []
+
+    async def queued() -> None:
+        try:
+            await actor.call("queued")
+        except ActorGone as exc:
+            failures.append(exc)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            await tg.start(sup.run)
+            with pytest.raises(CallFailed):
+                await actor.call("bad")  # resumed
+            assert await actor.call("self") == "self"
+            await actor.cast("block")
+            tg.start_soon(queued)
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+            down = await actor.wait_down()
+            await anyio.wait_all_tasks_blocked()
+            assert down.reason is DownReason.CRASHED and len(failures) == 1
+            with pytest.raises(ActorGone):
+                await actor.call("late")
+            tg.cancel_scope.cancel()
+    assert log == ["crashed"]
+    assert actor.statistics().resumed == 1

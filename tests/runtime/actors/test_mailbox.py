@@ -411,3 +411,41 @@ async def test_sustained_overload_stays_bounded_and_memory_flat(
     assert stats.sent - stats.received - stats.depth == shed - (sent - stats.sent)
     assert after - before < 64 * 1024, (before, after)
     assert math.isfinite(trio.current_time())
+
+
+async def test_refuse_accept_and_remove_if_for_a_down_actor() -> None:
+    # What an actor does to its mailbox when it goes down for good and comes back.
+    seen: list[PressureTransition] = []
+    box: Mailbox[int] = Mailbox(
+        4, name="down", policy=policy(elevated=(DEGRADE,)), on_transition=seen.append
+    )
+    fill(box, 4)
+    assert box.level is not NORMAL
+    woken: list[str] = []
+
+    async def sender() -> None:
+        await box.send(99)
+        woken.append("sent")
+
+    with trio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sender)
+            await trio.testing.wait_all_tasks_blocked()
+            # Taking items out makes room: a waiting sender gets it, the level follows.
+            assert box._remove_if(lambda item: item % 2 == 1) == [1, 3]
+            await trio.testing.wait_all_tasks_blocked()
+    assert woken == ["sent"] and drain(box) == [0, 2, 99]
+    assert box.level is NORMAL and seen[-1].to_level is NORMAL
+    assert box._remove_if(lambda item: True) == []
+
+    box._refuse(lambda: LookupError("gone"))
+    with pytest.raises(LookupError):
+        box.send_nowait(1)
+    with pytest.raises(LookupError):
+        await box.send(1)
+    box._accept()
+    box.send_nowait(1)
+    box.close()
+    box._accept()  # a closed mailbox stays closed
+    with pytest.raises(anyio.ClosedResourceError):
+        box.send_nowait(2)

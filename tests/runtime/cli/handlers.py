@@ -15,3 +15,18 @@ def terminal(item: WorkItem) -> None:
 
 
 NOT_CALLABLE = 3
+
+
+def crash_first_attempt(item: WorkItem) -> None:
+    """Fails each item's first attempt (with --let-it-crash, crashing its partition)."""
+    if item.attempt == 1:
+        raise ConnectionError("first attempt fails")
+    SEEN.append(item.id)
+
+
+def with_context(item: WorkItem, ctx: object) -> None:
+    SEEN.append(f"{item.id}:{type(ctx).__name__}")
+
+
+def three_arguments(item: WorkItem, ctx: object, extra: object) -> None:
+    """Not a handler: refused before the database is touched."""

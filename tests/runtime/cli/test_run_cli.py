@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import threading
 
 from tests.runtime.cli.conftest import Garrison
@@ -33,3 +34,13 @@ def test_run_refuses_a_malformed_factory(garrison: Garrison) -> None:
     code, _, err = garrison("run", "nonsense")
     assert code == 2
     assert "MODULE:FUNC" in err
+
+
+def test_run_with_drain_exits_0_once_nothing_is_left(garrison: Garrison) -> None:
+    for n in range(10):
+        garrison("enqueue", "--topic", "t", "--payload", str(n), "--key", str(n % 3))
+    code, _, err = garrison("run", "tests.soak.pipelines:build", "--drain")
+    assert code == 0, err
+    with sqlite3.connect(garrison.db) as conn:
+        [(succeeded,)] = conn.execute("SELECT count(*) FROM items WHERE state = 'succeeded'")
+    assert succeeded == 10

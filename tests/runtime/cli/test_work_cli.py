@@ -60,3 +60,54 @@ def test_work_on_a_text_file(tmp_path: object) -> None:
     path.write_text("hello")
     code, _, err = Garrison(path)("work", "--handler", "tests.runtime.cli.handlers:ok", "--drain")
     assert code == 1 and "not a SQLite database" in err
+
+
+def test_work_with_let_it_crash_restarts_partitions_and_settles_each_item_once(
+    garrison: Garrison,
+) -> None:
+    ids = [garrison("enqueue", "--topic", "t", "--payload", str(n))[1].strip() for n in range(3)]
+    handlers.SEEN.clear()
+    code, _, err = garrison(
+        "work",
+        "--handler",
+        "tests.runtime.cli.handlers:crash_first_attempt",
+        "--let-it-crash",
+        "--drain",
+        "--poll-interval",
+        "0.01",
+    )
+    assert code == 0, err
+    assert sorted(handlers.SEEN) == sorted(ids)
+    doc = json.loads(garrison("queue-metrics", "--format", "json", "--since", "60")[1])
+    assert doc["depth"]["succeeded"] == 3
+
+
+def test_work_passes_the_context_to_a_two_argument_handler(garrison: Garrison) -> None:
+    item_id = garrison("enqueue", "--topic", "t", "--payload", "1")[1].strip()
+    handlers.SEEN.clear()
+    code, _, err = garrison(
+        "work",
+        "--handler",
+        "tests.runtime.cli.handlers:with_context",
+        "--threads",
+        "2",
+        "--drain",
+        "--poll-interval",
+        "0.01",
+    )
+    assert code == 0, err
+    assert [f"{item_id}:HandlerContext"] == handlers.SEEN
+
+
+def test_a_handler_with_the_wrong_signature_is_refused(garrison: Garrison) -> None:
+    code, _, err = garrison("work", "--handler", "tests.runtime.cli.handlers:three_arguments")
+    assert code == 2 and "(item) or (item, ctx)" in err
+    assert not garrison.db.exists()
+
+
+@pytest.mark.parametrize("threads", ["0", "5000"])
+def test_threads_are_bounded(garrison: Garrison, threads: str) -> None:
+    code, _, err = garrison(
+        "work", "--handler", "tests.runtime.cli.handlers:ok", "--threads", threads
+    )
+    assert code == 2 and "threads" in err

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 import zipfile
 from pathlib import Path
 
@@ -117,3 +118,22 @@ def test_redaction() -> None:
     assert "abc" not in redact_text("Authorization: Bearer abc.def")
     assert redact_text("curl -H 'x' Bearer abc") == "curl -H 'x' Bearer [redacted]"
     assert redact_text('db_password="a b" ok') == "db_password=[redacted] ok"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "QUJD" * 50_000,
+        "a." * 100_000,
+        "token" * 40_000,
+        ("x" * 60 + " ") * 3_000,
+        'password="' * 20_000,
+    ],
+    ids=["base64", "dotted", "repeated-word", "words", "unterminated"],
+)
+def test_redaction_is_linear_in_the_text(text: str) -> None:
+    # 200 KB: quadratic matching (a name pattern retried at every character of a long
+    # word) took hours on this; linear takes well under a second.
+    started = time.perf_counter()
+    redact_text(text)
+    assert time.perf_counter() - started < 10.0

@@ -163,9 +163,9 @@ async def test_the_settler_acknowledges_at_most_ack_batch_per_transaction(
     calls: list[int] = []
     ack_many = store.ack_many
 
-    async def counting(pairs, effects=None):  # type: ignore[no-untyped-def]
+    async def counting(pairs, **options):  # type: ignore[no-untyped-def]
         calls.append(len(pairs))
-        return await ack_many(pairs, effects=effects)
+        return await ack_many(pairs, **options)
 
     store.ack_many = counting  # type: ignore[method-assign]
     pipeline = Pipeline(store, lambda i, c: None, config=config(ack_batch=4, lease_batch=50))

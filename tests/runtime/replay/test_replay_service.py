@@ -11,20 +11,27 @@ import trio.testing
 
 from runtime._errors import ItemNotFound, ValidationFailed
 from runtime.replay import ReplayConfig, ReplaySelection, ReplayService, replay_config
-from runtime.store import DeadReason, ItemState, NewItem, SQLiteStore, StoreConfig, open_store
+from runtime.store import (
+    MEMORY_URL,
+    DeadReason,
+    ItemState,
+    NewItem,
+    SQLiteStore,
+    StoreConfig,
+    open_store,
+)
 from supervisors import SupervisorEscalation
 
 BASE = 1_800_000_000.0
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+@pytest.fixture(params=["sqlite", "memory"])
+async def store(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[SQLiteStore]:
     clock = trio.lowlevel.current_clock()
     assert isinstance(clock, trio.testing.MockClock), "request autojump_clock in the test"
-    async with open_store(
-        tmp_path / "r.db", StoreConfig(), clock=lambda: BASE + clock.current_time()
-    ) as s:
-        yield s
+    where = tmp_path / "r.db" if request.param == "sqlite" else MEMORY_URL
+    async with open_store(where, StoreConfig(), clock=lambda: BASE + clock.current_time()) as s:
+        yield s  # type: ignore[misc]
 
 
 async def dead(store: SQLiteStore, n: int, topic: str = "t", keys: int = 3) -> list[str]:

@@ -1,15 +1,17 @@
 """The store conformance fixtures, parametrised over backends.
 
 Every conformance test asks for ``store`` (an open store with the default test config) or
-``store_factory`` (to open one with its own config, or to reopen the same database). A new
-backend (PostgreSQL) proves itself by adding a factory class and its name to
-``BACKENDS``; nothing in the conformance modules names a backend.
+``store_factory`` (to open one with its own config, or to reopen the same database). A
+backend proves itself by adding a factory class and its name to ``BACKENDS`` (SQLite and
+the in-memory reference do; PostgreSQL will); nothing in the conformance modules names a
+backend. Tests of one backend's specifics live in ``test_sqlite_*.py`` / ``test_memory_*.py``
+and open their stores themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,10 +19,19 @@ import msgspec
 import pytest
 
 from policies import RetentionPolicy, RetryPolicy
-from runtime.store import DeadLetter, SQLiteStore, Store, StoreConfig, WorkItem, open_store
-from runtime.store._queries import AuditEvent
+from runtime.store import (
+    AuditEvent,
+    DeadLetter,
+    MemoryDatabase,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+    StoreConfig,
+    WorkItem,
+    open_store,
+)
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "memory"]
 
 #: Test config: 3 attempts, 10 s first backoff doubling to at most 100 s, no retention
 #: purge by default (tests pass their own policy). ``rand`` is 0.5, so no jitter.
@@ -67,10 +78,35 @@ class SQLiteFactory:
         )
 
 
+class MemoryFactory:
+    name = "memory"
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.database = MemoryDatabase()
+        self.clock = clock
+
+    @asynccontextmanager
+    async def open(
+        self, config: StoreConfig | None = None, *, create: bool = True
+    ) -> AsyncIterator[MemoryStore]:
+        store = self.open_sync(config)
+        try:
+            yield store
+        finally:
+            await store.aclose()
+
+    def open_sync(self, config: StoreConfig | None = None) -> MemoryStore:
+        return MemoryStore.open(
+            self.database, config or TEST_CONFIG, clock=self.clock, rand=lambda: 0.5
+        )
+
+
 def make_factory(name: str, tmp_path: Path, clock: Callable[[], float]) -> StoreFactory:
     """A factory of backend ``name`` on a fresh database."""
     if name == "sqlite":
         return SQLiteFactory(tmp_path / "queue.db", clock)
+    if name == "memory":
+        return MemoryFactory(clock)
     raise AssertionError(f"unknown backend {name}")  # pragma: no cover
 
 

@@ -375,3 +375,72 @@ async def test_items_filters_by_state_and_is_bounded(store: Store) -> None:
     assert [i.id for i in await store.items(ItemState.ENQUEUED)] == ids[1:]
     assert [i.id for i in await store.items(ItemState.LEASED)] == ids[:1]
     assert [i.id for i in await store.items(limit=2)] == ids[:2]
+
+
+async def test_heartbeat_many_extends_every_valid_lease(store: Store, fake_clock: Any) -> None:
+    for _ in range(3):
+        await enqueue(store)
+    a, b, c = await store.lease("w", n=3, lease_s=10)
+    fake_clock.advance(8)
+    outcomes = await store.heartbeat_many([(a.id, token(a)), (b.id, token(b))], lease_s=20)
+    assert outcomes == [None, None]
+    assert (await store.get(a.id)).lease_expires_at == fake_clock.now + 20
+    assert (await store.get(b.id)).lease_expires_at == fake_clock.now + 20
+    assert (await store.get(c.id)).lease_expires_at == fake_clock.now + 2
+    fake_clock.advance(5)  # past c's lease, not a's or b's
+    assert await store.reclaim_expired() == 1
+    assert (await store.get(c.id)).state is ItemState.ENQUEUED
+    assert await store.ack_many([(a.id, token(a)), (b.id, token(b))]) == [None, None]
+
+
+async def test_heartbeat_many_reports_per_lease_outcomes(store: Store, fake_clock: Any) -> None:
+    for _ in range(2):
+        await enqueue(store)
+    a, b = await store.lease("w", n=2, lease_s=10)
+    outcomes = await store.heartbeat_many(
+        [(a.id, token(a)), (b.id, "stale"), ("missing", "x"), (a.id, "old"), (a.id, token(a))],
+        lease_s=30,
+    )
+    assert outcomes[0] is None and outcomes[4] is None
+    assert isinstance(outcomes[1], StaleLease)
+    assert isinstance(outcomes[2], ItemNotFound)
+    assert isinstance(outcomes[3], StaleLease)
+    assert (await store.get(a.id)).lease_expires_at == fake_clock.now + 30
+    # The refused lease kept its expiry and its token.
+    stored_b = await store.get(b.id)
+    assert stored_b.lease_expires_at == fake_clock.now + 10
+    assert stored_b.lease_token == b.lease_token
+    assert await store.heartbeat_many([]) == []
+
+
+async def test_heartbeat_many_refuses_finished_items(store: Store) -> None:
+    await enqueue(store)
+    item = await lease_one(store)
+    await store.ack(item.id, token(item))
+    (outcome,) = await store.heartbeat_many([(item.id, token(item))])
+    assert isinstance(outcome, StaleLease)
+    assert (await store.get(item.id)).state is ItemState.SUCCEEDED
+
+
+@pytest.mark.parametrize("lease_s", [0.0, -1.0, 3601.0, float("nan")])
+async def test_heartbeat_many_refuses_lease_s_out_of_bounds(
+    store: Store, lease_s: float, snapshot: Any
+) -> None:
+    await enqueue(store)
+    item = await lease_one(store)
+    before = await snapshot(store)
+    with pytest.raises(ValidationFailed):
+        await store.heartbeat_many([(item.id, token(item))], lease_s=lease_s)
+    assert await snapshot(store) == before
+
+
+async def test_ack_many_names_the_stale_pair_when_an_item_appears_twice(store: Store) -> None:
+    await enqueue(store)
+    item = await lease_one(store)
+    outcomes = await store.ack_many(
+        [(item.id, "old"), (item.id, token(item)), (item.id, token(item))]
+    )
+    assert isinstance(outcomes[0], StaleLease)
+    assert outcomes[1] is None
+    assert isinstance(outcomes[2], StaleLease)  # the same lease twice: the second is stale
+    assert (await store.get(item.id)).state is ItemState.SUCCEEDED

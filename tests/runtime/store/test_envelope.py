@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import msgspec
 import pytest
 
 from runtime import ChecksumMismatch, PayloadTooLarge, ValidationFailed
@@ -58,3 +59,33 @@ def test_truncate_error_bounds_long_text() -> None:
     assert long is not None
     assert len(long) == MAX_ERROR_LENGTH
     assert long.endswith("... [truncated]")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"topic": ""}, "topic"),
+        ({"priority": 1_000_001}, "priority"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"delay_s": -1.0}, "delay_s"),
+        ({"key": "a\nb"}, "key"),
+        ({"sha256": "abc"}, "sha256"),
+        ({"trace_context": {str(n): "v" for n in range(33)}}, "trace_context"),
+    ],
+)
+def test_decoding_refuses_what_the_declared_bounds_refuse(
+    fields: dict[str, object], field: str
+) -> None:
+    with pytest.raises(msgspec.ValidationError, match=field):
+        msgspec.convert({"topic": "t", "payload": b"x", **fields}, NewItem)
+    with pytest.raises(ValidationFailed) as info:
+        validate_new_item(
+            msgspec.structs.replace(NewItem("t", b"x"), **fields), max_payload_bytes=8
+        )
+    assert info.value.field == field
+
+
+def test_building_an_item_checks_nothing_until_the_gate() -> None:
+    item = NewItem(topic="", payload=b"x")  # refused at enqueue, with telemetry
+    with pytest.raises(ValidationFailed, match="topic"):
+        validate_new_item(item, max_payload_bytes=8)

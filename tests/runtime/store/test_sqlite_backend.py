@@ -10,7 +10,7 @@ import msgspec
 import pytest
 import trio
 
-from runtime import NotADatabase, SchemaTooNew, StoreUnavailable
+from runtime import NotADatabase, SchemaTooNew, StoreUnavailable, ValidationFailed
 from runtime.store import (
     SCHEMA_VERSION,
     NewItem,
@@ -19,7 +19,7 @@ from runtime.store import (
     Synchronous,
     open_store,
 )
-from runtime.store._schema import EXPECTED_INDEXES, EXPECTED_TABLES
+from runtime.store.sqlite import EXPECTED_INDEXES, EXPECTED_TABLES
 
 
 def read_pragma(path: Path, name: str) -> Any:
@@ -51,7 +51,7 @@ async def test_synchronous_pragma_follows_the_config(
     tmp_path: Path, level: Synchronous, expected: int
 ) -> None:
     async with open_store(tmp_path / "q.db", StoreConfig(synchronous=level)) as store:
-        conn = store._writer._conn
+        conn = store.backend.writer._conn
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == expected
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 0  # it retries itself
@@ -67,12 +67,12 @@ async def test_reader_connections_are_query_only(tmp_path: Path) -> None:
                 conn.execute("PRAGMA busy_timeout").fetchone()[0],
             )
 
-        assert await store._read(pragmas) == (1, 2500)
+        assert await store.backend.read(pragmas) == (1, 2500)
 
 
 async def test_max_page_count_applies_to_the_writer(tmp_path: Path) -> None:
     async with open_store(tmp_path / "q.db", StoreConfig(max_page_count=500)) as store:
-        assert store._writer._conn.execute("PRAGMA max_page_count").fetchone()[0] == 500
+        assert store.backend.writer._conn.execute("PRAGMA max_page_count").fetchone()[0] == 500
 
 
 def test_config_refuses_non_positive_bounds() -> None:
@@ -243,3 +243,24 @@ async def test_queues_sharing_a_database_keep_their_audit_apart(tmp_path: Path) 
         assert (await a_later.purge(policy)).audit == 1
     async with open_store(db, StoreConfig(queue="b")) as b:
         assert [e.kind for e in await b.events()] == ["enqueued"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"max_batch": 0}, "max_batch"),
+        ({"max_pending": 0}, "max_pending"),
+        ({"max_lease_batch": 16_385}, "max_lease_batch"),
+        ({"max_lease_s": 0.0}, "max_lease_s"),
+        ({"readers": 0}, "readers"),
+        ({"list_limit": -1}, "list_limit"),
+        ({"queue": ""}, "queue"),
+        ({"busy_timeout_s": float("nan")}, "busy_timeout_s"),
+    ],
+)
+def test_config_bounds_are_declared_and_checked(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        StoreConfig(**fields)
+    assert info.value.field == field
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(fields, StoreConfig)

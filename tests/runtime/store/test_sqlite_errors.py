@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from runtime import NotADatabase, StoreBusy, StoreFull, StoreUnavailable
-from runtime.store._sqlite_errors import translate
+from runtime.store.sqlite import translate
 
 
 def error(text: str, name: str | None = None) -> sqlite3.Error:

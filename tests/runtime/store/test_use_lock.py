@@ -12,7 +12,7 @@ import pytest
 
 from runtime import StoreBusy, StoreUnavailable
 from runtime.store import SQLiteStore, StoreConfig
-from runtime.store._use_lock import exclusive_use, lock_path, shared_use
+from runtime.store.sqlite import exclusive_use, lock_path, shared_use
 from tests.conftest import FakeClock
 
 

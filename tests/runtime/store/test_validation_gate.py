@@ -11,9 +11,10 @@ import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 
+from policies import check_bounds
 from runtime import ValidationFailed
 from runtime.store import NewItem, Store, payload_digest
-from runtime.store._envelope import TOPIC_PATTERN
+from runtime.store._envelope import TOPIC_PATTERN, within_declared
 from tests.conftest import FakeClock
 from tests.runtime.store.conftest import TEST_CONFIG, take_snapshot
 
@@ -104,3 +105,15 @@ def test_item_is_stored_exactly_or_refused_without_a_trace(
     assert stored.available_at == pytest.approx(stored.created_at + item.delay_s)
     after = trio.run(take_snapshot, gate_store)
     assert len(after.items) == len(before.items) + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(item=new_items())
+def test_the_fast_bounds_check_agrees_with_the_declared_bounds(item: NewItem) -> None:
+    refused: ValidationFailed | None = None
+    try:
+        check_bounds(item)
+    except ValidationFailed as exc:
+        refused = exc
+    assert refused is None or refused.field is not None
+    assert within_declared(item) == (refused is None)

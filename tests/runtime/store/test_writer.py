@@ -114,7 +114,7 @@ def test_close_commits_what_is_queued_and_refuses_more(writer: GroupCommitWriter
 async def test_concurrent_enqueues_are_group_committed(tmp_path: Path) -> None:
     async with open_store(tmp_path / "q.db") as store:
         gate = Gate()
-        held = store._writer.submit(gate)
+        held = store.backend.writer.submit(gate)
         results: list[str] = []
 
         async def produce(n: int) -> None:
@@ -138,7 +138,7 @@ async def test_refused_op_in_a_batch_does_not_affect_its_neighbours(tmp_path: Pa
         await store.enqueue(NewItem(topic="t", payload=b"leased"))
         (leased,) = await store.lease("w")
         gate = Gate()
-        store._writer.submit(gate)
+        store.backend.writer.submit(gate)
         # The writer is inside the gate before anything else is queued, so all twelve
         # operations below meet in the next batch whatever the threads' timing.
         assert gate.running.wait(WAIT)
@@ -155,7 +155,9 @@ async def test_refused_op_in_a_batch_does_not_affect_its_neighbours(tmp_path: Pa
 
         async def broken_sql() -> None:
             try:
-                await store._write(lambda c, now: c.execute("INSERT INTO nowhere VALUES (1)"))
+                await store.backend.write(
+                    lambda c, now: c.execute("INSERT INTO nowhere VALUES (1)")
+                )
             except sqlite3.OperationalError as exc:
                 outcomes["sql"] = exc
 
@@ -179,7 +181,7 @@ async def test_backpressure_waits_for_room_instead_of_growing(tmp_path: Path) ->
     config = StoreConfig(max_pending=3, max_batch=2)
     async with open_store(tmp_path / "q.db", config) as store:
         gate = Gate()
-        store._writer.submit(gate)
+        store.backend.writer.submit(gate)
         assert gate.running.wait(WAIT)
         done = 0
 
@@ -203,7 +205,7 @@ async def test_backpressure_waits_for_room_instead_of_growing(tmp_path: Path) ->
 async def test_cancelled_caller_still_sees_its_write_committed(tmp_path: Path) -> None:
     async with open_store(tmp_path / "q.db") as store:
         gate = Gate()
-        store._writer.submit(gate)
+        store.backend.writer.submit(gate)
 
         async def release_when_blocked() -> None:
             await trio.testing.wait_all_tasks_blocked()

@@ -24,9 +24,9 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from runtime.telemetry import TelemetryConfig, capture_telemetry, configure_telemetry, settled
 from runtime.telemetry._histograms import SECONDS_BUCKETS, HistogramSet, HistogramTable
-from runtime.telemetry._instruments import Instruments, histogram_set, use_instruments
 from runtime.telemetry._readers import MemoryReader, PeriodicReader
-from tests.runtime.telemetry.test_instruments import leased
+from runtime.telemetry._registry import Instruments, histogram_set, use_instruments
+from tests.runtime.telemetry.test_messaging import leased
 
 
 def table(max_series: int = 16) -> HistogramTable:

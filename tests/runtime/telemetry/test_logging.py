@@ -5,11 +5,17 @@ import json
 import logging
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from runtime._errors import ValidationFailed
-from runtime.telemetry import LogConfig, capture_telemetry, configure_logging, reset_logging
-from runtime.telemetry._instruments import _current  # noqa: F401 - imported for its loggers
+from runtime.telemetry import (
+    LogConfig,
+    _events,  # noqa: F401 - imported for its loggers
+    capture_telemetry,
+    configure_logging,
+    reset_logging,
+)
 
 log = logging.getLogger("garrison.worker")
 
@@ -86,7 +92,24 @@ def test_reset_restores_propagation() -> None:
     assert root.propagate is True
 
 
-@pytest.mark.parametrize("options", [{"max_bytes": 10}, {"backup_count": -1}, {"level": "LOUD"}])
-def test_log_config_is_validated(options: dict[str, object]) -> None:
-    with pytest.raises(ValidationFailed):
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"max_bytes": 10}, "max_bytes"),
+        ({"backup_count": -1}, "backup_count"),
+        ({"backup_count": 1001}, "backup_count"),
+        ({"level": "LOUD"}, "level"),
+    ],
+)
+def test_log_config_is_validated(options: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationFailed) as refused:
         LogConfig(**options)  # type: ignore[arg-type]
+    assert refused.value.field == field
+
+
+def test_log_config_bounds_match_decoding() -> None:
+    assert LogConfig(max_bytes=1024, backup_count=1000).backup_count == 1000
+    assert LogConfig(backup_count=0).backup_count == 0
+    for options in ({"max_bytes": 1023}, {"backup_count": 1001}):
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.convert(options, LogConfig)

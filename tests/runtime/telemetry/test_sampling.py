@@ -24,6 +24,7 @@ from runtime.actors import Mailbox
 from runtime.store import NewItem, SQLiteStore, StoreConfig, WorkItem, open_store
 from runtime.telemetry import (
     DEAD_LETTER_SPAN,
+    ESCALATION_SPAN,
     PRESSURE_SPAN,
     REPLAY_SPAN,
     REQUIRED_SPANS,
@@ -40,9 +41,10 @@ from runtime.telemetry import (
 )
 from runtime.worker import TerminalError, Worker, WorkerConfig
 from supervisors import ChildSpec, Supervisor, SupervisorEscalation
+from supervisors._telemetry import ESCALATION_SPAN as SUPERVISOR_ESCALATION_SPAN
 from supervisors._telemetry import RESTART_SPAN as SUPERVISOR_RESTART_SPAN
 from tests.runtime.cli.conftest import Garrison
-from tests.runtime.telemetry.test_instruments import leased
+from tests.runtime.telemetry.test_messaging import leased
 
 BASE = 1_800_000_000.0
 TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
@@ -163,8 +165,19 @@ async def test_ordinary_spans_follow_the_ratio(
         async with opened(tmp_path / "q.db") as store:
             await store.enqueue_many([NewItem(topic="t", payload=b"x") for _ in range(3)])
             await drain(store, lambda item: None)
+        # The engine acknowledges in batches: an ``ack`` span per batch, linked to the
+        # enqueues of the items it settles, so it is kept or dropped with their journeys.
+        journey = [name for name in names(handle) if name != "ack"]
         expected = ["send t", "process t", "process t", "process t"] if kept else []
-        assert sorted(names(handle), reverse=True) == expected
+        assert sorted(journey, reverse=True) == expected
+        acks = [s for s in finished(handle) if s.name == "ack"]
+        assert sum(
+            dict(s.attributes or {}).get("messaging.batch.message_count", 1) for s in acks
+        ) == (3 if kept else 0)
+        if kept:
+            [send] = [s for s in finished(handle) if s.name == "send t"]
+            for ack in acks:
+                assert [link.context.span_id for link in ack.links] == [send.context.span_id]
 
 
 async def test_a_dead_letter_stays_under_its_process_span_at_ratio_1(
@@ -233,7 +246,9 @@ def test_the_configured_provider_uses_the_sampler() -> None:
 
 
 def test_the_required_spans_are_those_operators_rely_on() -> None:
+    # Telemetry names the supervisors' spans without importing their private module.
     assert SUPERVISOR_RESTART_SPAN == RESTART_SPAN
+    assert SUPERVISOR_ESCALATION_SPAN == ESCALATION_SPAN
     assert sorted(REQUIRED_SPANS) == [
         "garrison.dead_letter.write",
         "garrison.pressure.transition",
@@ -342,6 +357,7 @@ async def test_the_enqueue_decides_for_the_whole_journey(
                 otel_context.detach(token)
             await drain(store, lambda item: None)
         processed = [s for s in finished(handle) if s.name == "process t"]
+        # The batches' ack spans too: they follow the journeys they settle.
         if not enqueue_sampled:
             assert finished(handle) == []
             return

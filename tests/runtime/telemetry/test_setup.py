@@ -4,6 +4,7 @@ import subprocess
 import sys
 import urllib.request
 
+import msgspec
 import pytest
 
 from runtime._errors import ValidationFailed
@@ -87,12 +88,30 @@ def test_port_in_use_is_an_os_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "options",
-    [{"sample_ratio": 2.0}, {"metrics_port": 70000}, {"metric_interval_s": 0}],
+    ("options", "field"),
+    [
+        ({"sample_ratio": 2.0}, "sample_ratio"),
+        ({"sample_ratio": -0.1}, "sample_ratio"),
+        ({"sample_ratio": float("nan")}, "sample_ratio"),
+        ({"metrics_port": 70000}, "metrics_port"),
+        ({"metrics_port": -1}, "metrics_port"),
+        ({"metric_interval_s": 0}, "metric_interval_s"),
+    ],
 )
-def test_config_is_validated(options: dict[str, object]) -> None:
-    with pytest.raises(ValidationFailed):
+def test_config_is_validated(options: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationFailed) as refused:
         TelemetryConfig(**options)  # type: ignore[arg-type]
+    assert refused.value.field == field
+    # Decoding refuses the same values: the bounds are declared once, on the fields.
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(options, TelemetryConfig)
+
+
+def test_config_bounds_are_inclusive() -> None:
+    for ratio in (0.0, 1.0):
+        assert TelemetryConfig(sample_ratio=ratio).sample_ratio == ratio
+    for port in (0, 65535, None):
+        assert TelemetryConfig(metrics_port=port).metrics_port == port
 
 
 def test_globals_are_set_once_per_process() -> None:

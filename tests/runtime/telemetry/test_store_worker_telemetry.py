@@ -22,7 +22,12 @@ from runtime.store import (
     WorkItem,
     open_store,
 )
-from runtime.telemetry import CapturedTelemetry, capture_telemetry, extract_context
+from runtime.telemetry import (
+    CapturedTelemetry,
+    capture_telemetry,
+    extract_context,
+    process_span,
+)
 from runtime.worker import TerminalError, Worker, WorkerConfig
 
 BASE = 1_800_000_000.0
@@ -209,7 +214,7 @@ async def test_settles_are_recorded_on_the_process_span_and_batches_get_a_span(
 ) -> None:
     with capture_telemetry() as cap:
         async with opened(tmp_path / "s.db", retry=RetryPolicy(max_attempts=1)) as store:
-            ok = await store.enqueue(NewItem(topic="t", payload=b"ok"))
+            await store.enqueue(NewItem(topic="t", payload=b"ok"))
             bad = await store.enqueue(NewItem(topic="t", payload=b"bad"))
 
             def handler(item: WorkItem) -> None:
@@ -217,20 +222,32 @@ async def test_settles_are_recorded_on_the_process_span_and_batches_get_a_span(
                     raise TerminalError("no")
 
             await drain(store, handler)
+            # A single settle inside an item's process span is an event on that span.
+            single = await store.enqueue(NewItem(topic="t", payload=b"one"))
+            (leased_one,) = await store.lease("w", 1)
+            with process_span(leased_one):
+                await store.ack(single.id, leased_one.lease_token or "")
             leased = await store.enqueue_many([NewItem(topic="t", payload=b"b") for _ in range(3)])
             batch = await store.lease("w", 3)
             await store.ack_many([(i.id, i.lease_token or "") for i in batch])
         by_id = {
             dict(s.attributes or {}).get("messaging.message.id"): s for s in process_spans(cap)
         }
-        # Single settles are events on their process span; a batch gets a span of its own.
-        [ack_event] = [e for e in by_id[ok.id].events if e.name == "ack"]
+        # A failure is settled by its worker inside the process span: an event on it.
         [nack_event] = [e for e in by_id[bad.id].events if e.name == "nack"]
+        [ack_event] = [e for e in by_id[single.id].events if e.name == "ack"]
         for event in (ack_event, nack_event):
             assert dict(event.attributes or {})["messaging.operation.type"] == "settle"
-        assert dict(ack_event.attributes or {})["messaging.message.id"] == ok.id
-        [batch_span] = [s for s in cap.spans() if s.name == "ack"]
-        assert batch_span.kind is SpanKind.CLIENT
+        assert dict(ack_event.attributes or {})["messaging.message.id"] == single.id
+        acks = [s for s in cap.spans() if s.name == "ack"]
+        assert acks and all(s.kind is SpanKind.CLIENT for s in acks)
+        # The engine's settler acknowledges successes in batches, each a span of its own
+        # linked to the enqueues of the items it settles.
+        sends = {s.context.span_id for s in cap.spans() if s.name == "send t"}
+        [engine_ack] = [s for s in acks if s.links]
+        assert {link.context.span_id for link in engine_ack.links} <= sends
+        # A batch acknowledged without contexts is a span with no links.
+        [batch_span] = [s for s in acks if not s.links]
         attributes = dict(batch_span.attributes or {})
         assert attributes["messaging.batch.message_count"] == len(leased)
         assert attributes["messaging.operation.type"] == "settle"

@@ -4,14 +4,14 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+import msgspec
 import pytest
 import trio
 import trio.testing
 
 from runtime._errors import ValidationFailed
+from runtime.ops import MB, HealthConfig, HealthStatus, check_health, memory_available
 from runtime.store import Failure, NewItem, StoreConfig, open_store
-from runtime.telemetry import HealthConfig, HealthStatus, check_health
-from runtime.telemetry._health import MB, memory_available
 
 GB = 1024 * MB
 
@@ -127,14 +127,25 @@ def test_memory_available_parses_meminfo(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("options", "field"),
     [
-        {"disk_warn_bytes": 1, "disk_critical_bytes": 2},
-        {"alert_failure_threshold": -1},
-        {"metrics_window_hours": 0},
-        {"stale_after_s": 0},
+        ({"disk_warn_bytes": 1, "disk_critical_bytes": 2}, "disk_critical_bytes"),
+        ({"disk_warn_bytes": -1}, "disk_warn_bytes"),
+        ({"memory_warn_bytes": -1}, "memory_warn_bytes"),
+        ({"alert_failure_threshold": -1}, "alert_failure_threshold"),
+        ({"metrics_window_hours": 0}, "metrics_window_hours"),
+        ({"stale_after_s": 0}, "stale_after_s"),
     ],
 )
-def test_health_config_is_validated(options: dict[str, object]) -> None:
-    with pytest.raises(ValidationFailed):
+def test_health_config_is_validated(options: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationFailed) as refused:
         HealthConfig(**options)  # type: ignore[arg-type]
+    assert refused.value.field == field
+
+
+def test_health_config_bounds_match_decoding() -> None:
+    edge = HealthConfig(disk_warn_bytes=0, disk_critical_bytes=0, alert_failure_threshold=0)
+    assert edge.disk_critical_bytes == 0
+    for options in ({"stale_after_s": 0}, {"alert_failure_threshold": -1}):
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.convert(options, HealthConfig)

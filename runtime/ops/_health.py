@@ -1,7 +1,8 @@
 """Health checks of a Garrison database and its host: what ``garrison health`` reports.
 
 Each check gives ``ok``, ``warn`` or ``critical``; the report's status is the worst of them
-(exit codes 0, 1, 2).
+(exit codes 0, 1, 2). An operations concern, not telemetry's: it reads the store, and the
+store reports through telemetry.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
+from policies import check_bounds
 from runtime._errors import ValidationFailed
+from runtime.ops._doctor import MB
 from runtime.store import Store
 
 __all__ = [
@@ -28,7 +31,6 @@ __all__ = [
     "memory_available",
 ]
 
-MB = 1024 * 1024
 _CHECKPOINT = "garrison.health"
 
 
@@ -49,34 +51,32 @@ class HealthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Thresholds of the health checks.
 
     Attributes:
-        disk_warn_bytes: warn when the database's file system has less free space.
-        disk_critical_bytes: critical below this.
-        memory_warn_bytes: warn when the host has less memory available.
-        alert_failure_threshold: warn when retries + dead letters in the window exceed it.
-        metrics_window_hours: the window of the failure count.
-        stale_after_s: warn when a topic's last success is older than this.
+        disk_warn_bytes: warn when the database's file system has less free space (>= 0).
+        disk_critical_bytes: critical below this (>= 0, at most ``disk_warn_bytes``).
+        memory_warn_bytes: warn when the host has less memory available (>= 0).
+        alert_failure_threshold: warn when retries + dead letters in the window exceed it
+            (>= 0).
+        metrics_window_hours: the window of the failure count (> 0).
+        stale_after_s: warn when a topic's last success is older than this (> 0).
+
+    Raises:
+        ValidationFailed: a value outside its bounds (``field`` names it).
     """
 
-    disk_warn_bytes: int = 1024 * MB
-    disk_critical_bytes: int = 512 * MB
-    memory_warn_bytes: int = 256 * MB
-    alert_failure_threshold: int = 5
-    metrics_window_hours: float = 24.0
-    stale_after_s: float = 24 * 3600.0
+    disk_warn_bytes: Annotated[int, msgspec.Meta(ge=0)] = 1024 * MB
+    disk_critical_bytes: Annotated[int, msgspec.Meta(ge=0)] = 512 * MB
+    memory_warn_bytes: Annotated[int, msgspec.Meta(ge=0)] = 256 * MB
+    alert_failure_threshold: Annotated[int, msgspec.Meta(ge=0)] = 5
+    metrics_window_hours: Annotated[float, msgspec.Meta(gt=0)] = 24.0
+    stale_after_s: Annotated[float, msgspec.Meta(gt=0)] = 24 * 3600.0
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         if self.disk_critical_bytes > self.disk_warn_bytes:
             raise ValidationFailed(
                 "the critical disk threshold must not exceed the warning one",
                 field="disk_critical_bytes",
             )
-        if self.alert_failure_threshold < 0 or self.metrics_window_hours <= 0:
-            raise ValidationFailed(
-                "alert_failure_threshold must be >= 0 and metrics_window_hours > 0",
-                field="alert_failure_threshold",
-            )
-        if self.stale_after_s <= 0:
-            raise ValidationFailed("stale_after_s must be positive", field="stale_after_s")
 
 
 class CheckResult(msgspec.Struct, frozen=True):
@@ -223,7 +223,9 @@ async def check_health(
     """Run every check. ``store`` is None when the database could not be opened (then
     ``store_error`` says why and the database check is critical).
 
-    A database error during the checks is reported as a critical check, not raised.
+    The database check writes one checkpoint row (``garrison.health``) and reads it back.
+    A database error during the checks is reported as a critical check, not raised;
+    cancellation is not an error and propagates.
     """
     config = config or HealthConfig()
     checks: list[CheckResult] = []
