@@ -19,6 +19,7 @@ from runtime.cli._metrics import events, queue_metrics
 from runtime.cli._ops import db_stats_command, diagnostics, doctor, maintenance, purge_command
 from runtime.cli._ops_backup import backup_command, backups_command, restore_command
 from runtime.cli._run import run
+from runtime.cli._top import top
 from runtime.cli._work import work
 from runtime.tuning import switch_interval_from_env, tune_interpreter
 
@@ -108,3 +109,4 @@ app.command()(diagnostics)
 app.command("backup")(backup_command)
 app.command("backups")(backups_command)
 app.command("restore")(restore_command)
+app.command()(top)
