@@ -308,6 +308,17 @@ EXPORTS: dict[str, list[str]] = {
         "settled",
         "use_instruments",
     ],
+    "runtime.tui": [
+        "Detail",
+        "History",
+        "Pressure",
+        "Snapshot",
+        "SortKey",
+        "TopApp",
+        "TopConfig",
+        "TopReader",
+        "TopicRow",
+    ],
     "runtime.worker": [
         "Graceful",
         "Handler",
