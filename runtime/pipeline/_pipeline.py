@@ -180,6 +180,8 @@ class Pipeline:
             stopping=self._stopping,
             drained=self._drain_completed,
         )
+        #: The blocked-loop watchdog of the tree (``config.loop_watch``), or None.
+        self.loop_watch = LoopWatch(cfg.loop_watch) if cfg.loop_watch else None
         self.root = Supervisor(
             [
                 *self.intake.child_specs(),
@@ -188,7 +190,7 @@ class Pipeline:
                 self.settler.child_spec(),
                 ChildSpec(id="lease_keeper", start=self.settler.keep_leases, shutdown_timeout=1.0),
                 ChildSpec(id="pressure", start=self._watch_pressure, shutdown_timeout=1.0),
-                *([LoopWatch(cfg.loop_watch).child_spec()] if cfg.loop_watch else []),
+                *([self.loop_watch.child_spec()] if self.loop_watch else []),
             ],
             policy=cfg.root_restarts,
             name=name,

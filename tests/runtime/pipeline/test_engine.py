@@ -3,8 +3,8 @@ batched lease extension, let-it-crash, restart backoff and strict key order."""
 
 from __future__ import annotations
 
-import logging
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -471,35 +471,31 @@ async def test_a_loop_watch_in_the_tree_reports_a_handler_that_blocks_the_loop(
     # wait below is bounded).
     from supervisors import LoopWatchConfig
 
-    reported = threading.Event()
+    watch = LoopWatchConfig(threshold_s=0.2, interval_s=0.05)
+    pipeline: Pipeline | None = None
 
-    class Seen(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if "blocked" in record.getMessage():
-                reported.set()
+    async def blocking(item: WorkItem) -> None:
+        # A sync wait inside an async handler stops the event loop; the watch's thread sees
+        # it, and its report is what ends the wait (bounded, so a failure cannot hang).
+        assert pipeline is not None and pipeline.loop_watch is not None
+        deadline = time.monotonic() + 30
+        while not pipeline.loop_watch.statistics().blocked and time.monotonic() < deadline:
+            time.sleep(0.01)  # noqa: ASYNC251 - blocking the loop is the point
 
-    watcher = Seen()
-    logging.getLogger("garrison.supervisors").addHandler(watcher)
-    try:
-
-        async def blocking(item: WorkItem) -> None:
-            # A sync wait inside an async handler: the event loop stops. The watch's
-            # thread sees it and reports; its report is what ends the wait (bounded).
-            reported.wait(timeout=30)
-
-        watch = LoopWatchConfig(threshold_s=0.2, interval_s=0.05)
-        async with open_store(tmp_path / "w.db") as store:
-            await enqueue(store, ["x"])  # type: ignore[arg-type]
-            pipeline = Pipeline(store, blocking, config=config(loop_watch=watch))
-            ids: list[str] = []
-            with trio.fail_after(60):
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(pipeline.run)
-                    ids = [c.id for c in pipeline.root.which_children()]
-                    while pipeline.statistics().succeeded < 1:
-                        await trio.sleep(0.01)
-                    pipeline.stop()
-        assert "loop-watch" in ids
-        assert reported.is_set()
-    finally:
-        logging.getLogger("garrison.supervisors").removeHandler(watcher)
+    async with open_store(tmp_path / "w.db") as store:
+        pipeline = Pipeline(store, blocking, config=config(loop_watch=watch))
+        ids: list[str] = []
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(pipeline.run)
+                ids = [c.id for c in pipeline.root.which_children()]
+                # The item only once the watch's thread runs: the tree starts it last.
+                while not pipeline.loop_watch.statistics().checks:
+                    await trio.sleep(0.01)
+                await enqueue(store, ["x"])  # type: ignore[arg-type]
+                while pipeline.statistics().succeeded < 1:
+                    await trio.sleep(0.01)
+                pipeline.stop()
+    assert "loop-watch" in ids
+    assert pipeline.loop_watch is not None
+    assert pipeline.loop_watch.statistics().blockages >= 1
