@@ -9,7 +9,6 @@ import typer
 
 from runtime.cli._common import DbOption, QueueOption, db_path, friendly_errors
 from runtime.store import StoreConfig, open_store
-from runtime.tui import TopApp, TopConfig
 
 
 def top(
@@ -37,6 +36,9 @@ def top(
     No --url mode yet: the ops HTTP API it would read does not exist so far.
     """
     with friendly_errors():
+        # textual costs ~0.15 s to import: only the command that draws pays it.
+        from runtime.tui import TopApp, TopConfig
+
         config = TopConfig(refresh_s=refresh, window_s=window, dead_letter_rows=dead_letters)
         path = db_path(db)
 
