@@ -29,7 +29,7 @@ import anyio
 import anyio.lowlevel
 import msgspec
 
-from policies import PressureLevel, PressurePolicy, RetryPolicy
+from policies import Backoff, PressureLevel, PressurePolicy, RestartPolicy, RetryPolicy
 from runtime._errors import PressureRejected
 from runtime.pipeline import HandlerContext, Pipeline, PipelineConfig, PipelineStatistics
 from runtime.store import (
@@ -190,6 +190,14 @@ def demo_config(items: int) -> PipelineConfig:
         queue_capacity=capacity,
         pressure=PressurePolicy(),
         pressure_interval_s=0.1,
+        # Crashes here are scheduled faults among healthy items, not a storm: a short
+        # backoff that starts over after a second up (the default's 0.1 s doubling to 5 s
+        # would idle a partition for seconds after its third crash).
+        worker_restarts=RestartPolicy(
+            max_restarts=200,
+            period_s=10.0,
+            backoff=Backoff(min_s=0.01, max_s=0.2, multiplier=2.0, jitter=0.1, reset_after_s=1.0),
+        ),
     )
 
 

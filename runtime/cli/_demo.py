@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -117,7 +121,7 @@ def demo(
     async def body() -> DemoReport:
         if not live_view:
             return await run_demo(path, items=items, duration_s=duration, seed=seed)
-        with Live(console=live_console, refresh_per_second=8) as live:
+        with Live(console=live_console, refresh_per_second=8) as live, _logs_above(live):
             return await run_demo(
                 path,
                 items=items,
@@ -138,3 +142,29 @@ def demo(
         )
     if not report.ok:
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _logs_above(live: Live) -> Iterator[None]:
+    """Print log lines above the live table, never into it.
+
+    Rich's ``Live`` swaps ``sys.stdout``/``sys.stderr`` for proxies that print above the
+    live region, but logging's stream handlers keep the stream they were given at
+    set-up: point them at the proxies while the table is live, and back afterwards.
+    """
+    swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
+    originals = {id(sys.__stderr__): sys.stderr, id(sys.__stdout__): sys.stdout}
+    handlers = logging.getLogger().handlers + logging.getLogger("garrison").handlers
+    for handler in handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+            handler, logging.FileHandler
+        ):
+            proxy = originals.get(id(handler.stream))
+            if proxy is not None and proxy is not handler.stream:
+                swapped.append((handler, handler.setStream(proxy)))
+    try:
+        yield
+    finally:
+        for handler, stream in swapped:
+            handler.setStream(stream)
+        live.refresh()
