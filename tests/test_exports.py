@@ -331,18 +331,39 @@ EXPORTS: dict[str, list[str]] = {
         "run_until_signalled",
         "worker_config",
     ],
+    "runtime.store.sqlite": [
+        "EXPECTED_INDEXES",
+        "EXPECTED_TABLES",
+        "MIGRATIONS",
+        "SCHEMA_VERSION",
+        "SQLITE_HEADER",
+        "SQLiteBackend",
+        "check_path",
+        "exclusive_use",
+        "lock_path",
+        "queue_metrics",
+        "shared_use",
+        "translate",
+    ],
 }
 
 
 def public_packages() -> list[str]:
-    """The top-level packages and every subpackage of ``runtime``."""
+    """The top-level packages, every subpackage of ``runtime``, and the public modules
+    inside those (``runtime.store.sqlite``)."""
     runtime = importlib.import_module("runtime")
     subpackages = sorted(
         f"runtime.{info.name}"
         for info in pkgutil.iter_modules(runtime.__path__)
         if info.ispkg and not info.name.startswith("_")
     )
-    return ["policies", "supervisors", "runtime", *subpackages]
+    modules = sorted(
+        f"{package}.{info.name}"
+        for package in subpackages
+        for info in pkgutil.iter_modules(importlib.import_module(package).__path__)
+        if not info.name.startswith("_")
+    )
+    return ["policies", "supervisors", "runtime", *subpackages, *modules]
 
 
 def exported(package: str) -> list[str]:

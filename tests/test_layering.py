@@ -339,3 +339,14 @@ def test_the_rules_on_made_up_imports() -> None:
         ("cycle", "runtime.store", "runtime.telemetry"),
         ("cycle", "runtime.telemetry", "runtime.store"),
     }
+
+
+def test_every_module_is_under_500_lines() -> None:
+    """Small modules named for what they hold: a module past 500 lines holds several."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) >= 500
+    }
+    assert not long, f"split these along their seams: {long}"
