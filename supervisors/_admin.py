@@ -12,14 +12,14 @@ from supervisors._errors import (
     SupervisorNotRunning,
     TooManyChildren,
 )
+from supervisors._group import GroupEngine
 from supervisors._records import ChildCounts
 from supervisors._state import Child, cause_of, reason_of
-from supervisors._stopping import StoppingEngine
 
 __all__ = ["AdminEngine"]
 
 
-class AdminEngine(StoppingEngine):
+class AdminEngine(GroupEngine):
     """The admin API; every change holds the supervisor's lock, as its control loop does."""
 
     @property
@@ -46,6 +46,7 @@ class AdminEngine(StoppingEngine):
         self._require_running()
         assert self._lock is not None
         async with self._lock:
+            await self._await_group()
             self._require_running()
             if spec.id in self.children:
                 raise DuplicateChild(f"supervisor {self.name!r} already has a child {spec.id!r}")
@@ -84,6 +85,7 @@ class AdminEngine(StoppingEngine):
         self._require_running()
         assert self._lock is not None
         async with self._lock:
+            await self._await_group()
             child = self._get(child_id)
             if self._dynamic or child.spec.restart is Restart.TEMPORARY:
                 # Forgotten first, so a cancelled caller still leaves it gone.
@@ -94,6 +96,7 @@ class AdminEngine(StoppingEngine):
         self._require_running()
         assert self._lock is not None
         async with self._lock:
+            await self._await_group()
             child = self._get(child_id)
             if child.current is not None:
                 raise ChildRunning(f"supervisor {self.name!r}: child {child_id!r} is running")
@@ -103,6 +106,7 @@ class AdminEngine(StoppingEngine):
         self._require_running()
         assert self._lock is not None
         async with self._lock:
+            await self._await_group()
             child = self._get(child_id)
             if child.current is not None:
                 raise ChildRunning(f"supervisor {self.name!r}: child {child_id!r} is running")

@@ -18,6 +18,7 @@ import math
 import random
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
@@ -96,6 +97,9 @@ class EngineBase:
         self._history: deque[RestartRecord] = deque(maxlen=history_cap)
         self._tg: TaskGroup | None = None
         self._lock: anyio.Lock | None = None
+        # The last target of an in-place group restart still starting: lock holders wait
+        # for it, so they never see a half-started group.
+        self._group_gate: ChildContext | None = None
         self._closing = False
         # A BaseException (KeyboardInterrupt, SystemExit) a child let out: run() re-raises it.
         self._fatal: BaseException | None = None
@@ -232,9 +236,35 @@ class EngineBase:
         ctx = self._new_context(child, anyio.current_time())
         if delay > 0.0:
             child.state = ChildState.RESTARTING
+        self._spawn_ctx(child, ctx, delay, gate)
+        return ctx
+
+    def _spawn_ctx(
+        self, child: Child, ctx: ChildContext, delay: float, gate: ChildContext | None
+    ) -> None:
+        assert self._tg is not None
         self._live_tasks += 1
         self._tg.start_soon(self._incarnation, child, ctx, delay, gate, name=child.spec.id)
-        return ctx
+
+    async def _await_group(self) -> None:
+        """Wait, holding the lock, until an in-place group restart has its group up."""
+        gate = self._group_gate
+        if gate is not None:
+            if not gate._settled.is_set():
+                await gate._settled.wait()
+            if self._group_gate is gate:
+                self._group_gate = None
+
+    if TYPE_CHECKING:
+        # Provided by the group layer (``_group``), which every engine includes.
+
+        def _group_handoff(
+            self, child: Child, ctx: ChildContext
+        ) -> tuple[ChildContext, ChildContext | None] | None: ...
+
+        async def _restart_group_in_place(
+            self, child: Child, ctx: ChildContext
+        ) -> tuple[ChildContext, ChildContext | None] | None: ...
 
     async def _start(self, child: Child, delay: float) -> bool:
         """Spawn an incarnation and wait until it is initialised (True) or has ended (False)."""
@@ -261,6 +291,14 @@ class EngineBase:
                         self._wake.set()
                     return
                 ctx._mark_exited()
+                if ctx._group is not None:
+                    handoff = self._group_handoff(child, ctx)
+                    if handoff is not None:
+                        # Stopped by a group restart: this task runs the replacement.
+                        ctx, gate = handoff
+                        delay = 0.0
+                        first = True
+                        continue
                 if ctx.stopping or child.current is not ctx:
                     return
                 if not ran:
@@ -269,6 +307,15 @@ class EngineBase:
                     child.state = ChildState.STOPPED
                     return
                 restart = self._restart_in_place(child, ctx)
+                if restart is None and self.strategy is not Strategy.ONE_FOR_ONE:
+                    group = await self._restart_group_in_place(child, ctx)
+                    if group is not None:
+                        ctx, gate = group
+                        delay = 0.0
+                        first = True
+                        continue
+                    if ctx.handled:
+                        return
                 if restart is None:
                     child.state = ChildState.STOPPED
                     if not child.queued:
@@ -310,7 +357,11 @@ class EngineBase:
                         # A child that crashes before its first checkpoint must not keep
                         # the event loop to itself while it crash-loops.
                         await anyio.lowlevel.checkpoint()
-                    if not first and self._reports and self._wake is not None:
+                    if (
+                        (not first or ctx is self._group_gate)
+                        and self._reports
+                        and self._wake is not None
+                    ):
                         # The loop records this restart once the child has run up to its
                         # first checkpoint, normally past task_status.started().
                         self._wake.set()
@@ -360,6 +411,14 @@ class EngineBase:
         else:
             self.telemetry.restart(*report)
         return self._new_context(child, now), delay
+
+    def _targets(self, child: Child) -> list[Child]:
+        if self.strategy is Strategy.ONE_FOR_ONE:
+            return [child]
+        children = list(self.children.values())
+        if self.strategy is Strategy.ONE_FOR_ALL:
+            return children
+        return children[children.index(child) :]
 
     # -- decisions shared by both restart paths --------------------------------------------
 

@@ -20,7 +20,7 @@ from supervisors._down import DownReason
 from supervisors._errors import ChildStartError, SupervisorEscalation
 from supervisors._heartbeat import ChildContext, shutdown_grace
 from supervisors._host import ChildHost
-from supervisors._records import AutoShutdown, Strategy
+from supervisors._records import AutoShutdown
 from supervisors._state import Child, Stop, cause_of, needs_restart, reason_of
 from supervisors._telemetry import logger
 
@@ -114,6 +114,7 @@ class Engine(AdminEngine):
             except anyio.WouldBlock:
                 await lock.acquire()
             try:
+                await self._await_group()
                 stop = await self._process(child)
             finally:
                 lock.release()
@@ -175,14 +176,6 @@ class Engine(AdminEngine):
             # span still starts at the decision and so measures the restart.
             self.telemetry.restart(spec.id, reason, error, child.restarts, began)
         return None
-
-    def _targets(self, child: Child) -> list[Child]:
-        if self.strategy is Strategy.ONE_FOR_ONE:
-            return [child]
-        children = list(self.children.values())
-        if self.strategy is Strategy.ONE_FOR_ALL:
-            return children
-        return children[children.index(child) :]
 
     def _ended(self, child: Child) -> Stop | None:
         """A child ended for good; returns a clean stop if that shuts the supervisor down."""

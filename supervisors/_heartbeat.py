@@ -31,6 +31,7 @@ class ChildContext:
     __slots__ = (
         "_done",
         "_grace",
+        "_group",
         "_hard_deadline",
         "_heartbeat_timeout",
         "_on_started",
@@ -60,6 +61,8 @@ class ChildContext:
         self._stopping = False
         self._hard_deadline = math.inf
         self._grace: list[anyio.CancelScope] = []
+        # The in-place group restart stopping this incarnation (see ``_group``), if any.
+        self._group: object | None = None
         self.exited = False
         self.handled = False
         self.error: Exception | None = None
