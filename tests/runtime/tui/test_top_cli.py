@@ -65,7 +65,7 @@ def test_runs_headless_over_the_database(
             await super().refresh_now()
             self.exit()
 
-    monkeypatch.setattr("runtime.cli._top.TopApp", OneRefresh)
+    monkeypatch.setattr("runtime.tui.TopApp", OneRefresh)
     code, _, err = invoke("top", "--db", str(path), "--refresh", "0.5", "--window", "120")
     assert code == 0, err
     (top,) = seen
