@@ -70,7 +70,13 @@ def work(
         ),
     ] = 1.0,
     lease_seconds: Annotated[float, typer.Option(help="Lease length in seconds.")] = 30.0,
-    lease_batch: Annotated[int, typer.Option(help="Most items per lease call.")] = 64,
+    lease_batch: Annotated[
+        int,
+        typer.Option(
+            help="Most items per lease call, and how many are leased ahead of the handlers"
+            " (fewer round trips per item; lower it to spread slow items over processes)."
+        ),
+    ] = 256,
     drain: Annotated[
         bool, typer.Option("--drain", help="Exit 0 once every item is finished.")
     ] = False,
