@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from runtime.cli import app
@@ -37,3 +40,32 @@ def test_help_lists_every_command() -> None:
     for name in COMMANDS:
         assert f" {name} " in result.output
     assert "Inspect and act on dead letters." in result.output
+
+
+def test_concurrency_defaults_to_the_threads_for_a_sync_handler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime.cli import _work
+
+    (tmp_path / "cc_handlers.py").write_text(
+        "def sync(item):\n    return None\n\nasync def coro(item):\n    return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen: list[int] = []
+    real = _work.worker_config
+
+    def spy(**options: Any) -> Any:
+        seen.append(options["concurrency"])
+        return real(**options)
+
+    monkeypatch.setattr(_work, "worker_config", spy)
+    db = str(tmp_path / "q.db")
+    runner = CliRunner()
+    for args in (
+        ["--handler", "cc_handlers:sync", "--threads", "12"],
+        ["--handler", "cc_handlers:coro"],
+        ["--handler", "cc_handlers:sync", "--concurrency", "3"],
+    ):
+        result = runner.invoke(app, ["work", "--db", db, "--drain", "--loop-watch", "0", *args])
+        assert result.exit_code == 0, result.output
+    assert seen == [12, _work.ASYNC_CONCURRENCY, 3]
