@@ -2,30 +2,63 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+import typer.main
+from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandInfo
 
 from runtime._errors import ValidationFailed
-from runtime.cli import _dlq
 from runtime.cli._common import EXIT_BAD_INPUT, EXIT_ERROR, fail, one_line
-from runtime.cli._demo import demo
-from runtime.cli._enqueue import enqueue
-from runtime.cli._health import health
-from runtime.cli._metrics import events, queue_metrics
-from runtime.cli._ops import db_stats_command, diagnostics, doctor, maintenance, purge_command
-from runtime.cli._ops_backup import backup_command, backups_command, restore_command
-from runtime.cli._run import run
-from runtime.cli._top import top
-from runtime.cli._work import work
 from runtime.tuning import switch_interval_from_env, tune_interpreter
+
+# Every command, in help order (Typer lists groups after commands): name -> (module,
+# attribute). A command's module is imported only when that command runs (or help lists
+# it): ``garrison work`` pays for the pipeline, not for replay, the demo, ops and backups.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "enqueue": ("runtime.cli._enqueue", "enqueue"),
+    "work": ("runtime.cli._work", "work"),
+    "run": ("runtime.cli._run", "run"),
+    "demo": ("runtime.cli._demo", "demo"),
+    "queue-metrics": ("runtime.cli._metrics", "queue_metrics"),
+    "events": ("runtime.cli._metrics", "events"),
+    "health": ("runtime.cli._health", "health"),
+    "doctor": ("runtime.cli._ops", "doctor"),
+    "db-stats": ("runtime.cli._ops", "db_stats_command"),
+    "maintenance": ("runtime.cli._ops", "maintenance"),
+    "purge": ("runtime.cli._ops", "purge_command"),
+    "diagnostics": ("runtime.cli._ops", "diagnostics"),
+    "backup": ("runtime.cli._ops_backup", "backup_command"),
+    "backups": ("runtime.cli._ops_backup", "backups_command"),
+    "restore": ("runtime.cli._ops_backup", "restore_command"),
+    "top": ("runtime.cli._top", "top"),
+    "dlq": ("runtime.cli._dlq", "app"),
+}
+
+
+def _load(name: str, rich_markup_mode: Any) -> Any:
+    """Import command ``name``'s module and build its Click command (a group for ``dlq``)."""
+    module, attribute = COMMANDS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)
+        group.name = name
+        return group
+    info = CommandInfo(name=name, callback=target, cls=TyperCommand)
+    return typer.main.get_command_from_info(
+        info, pretty_exceptions_short=True, rich_markup_mode=rich_markup_mode
+    )
 
 
 class _OneLineErrors(TyperGroup):
     """The root command, reporting usage errors as ``garrison: error: ...`` on one line.
+
+    Its sub-commands (:data:`COMMANDS`) load on first use, so a command imports only
+    the modules it runs; help still lists them all, in :data:`COMMANDS` order.
 
     Click's own report is a usage line, a hint and the error (Typer draws a box around
     it): a script reading stderr, or an operator under pressure, gets one line that
@@ -55,6 +88,16 @@ class _OneLineErrors(TyperGroup):
         # Non-standalone, Click returns typer.Exit's code (0 for --help) or the command's
         # result, which is None for every garrison command.
         sys.exit(code if isinstance(code, int) else 0)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            command = _load(cmd_name, self.rich_markup_mode)
+            self.commands[cmd_name] = command
+        return command
 
 
 def _report(exc: typer.TyperException) -> None:
@@ -91,22 +134,3 @@ def _process_settings() -> None:
         tune_interpreter(switch_interval_from_env())
     except ValidationFailed as exc:
         fail(str(exc), EXIT_BAD_INPUT)
-
-
-app.command()(enqueue)
-app.command()(work)
-app.command()(run)
-app.command()(demo)
-app.command("queue-metrics")(queue_metrics)
-app.command()(events)
-app.command()(health)
-app.add_typer(_dlq.app, name="dlq")
-app.command()(doctor)
-app.command("db-stats")(db_stats_command)
-app.command()(maintenance)
-app.command("purge")(purge_command)
-app.command()(diagnostics)
-app.command("backup")(backup_command)
-app.command("backups")(backups_command)
-app.command("restore")(restore_command)
-app.command()(top)

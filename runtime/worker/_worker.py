@@ -33,7 +33,10 @@ class WorkerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         concurrency: items handled at once: one worker partition each (keyless items go
             to any free one; items of one key are handled one at a time, in order).
         lease_s: lease length; leases of items held are extended every third of it.
-        lease_batch: most items taken in one lease call (also how many are leased ahead).
+        lease_batch: most items taken in one lease call, and how many are leased ahead of
+            the handlers. Big batches cut the writer's round trips per item (a no-op drain
+            measured 64: ~6.4k items/s, 256: ~7.5k, 512: ~8.1k, from the shell); lower it
+            when slow items should spread over several worker processes.
         poll_interval_s: when idle, how soon another process's enqueue is seen (one in
             this process wakes the worker at once).
         handler_timeout_s: a handler running longer fails with reason ``timeout``.
@@ -51,7 +54,7 @@ class WorkerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 8
     lease_s: Seconds = 30.0
-    lease_batch: Count = 64
+    lease_batch: Count = 256
     poll_interval_s: Seconds = 0.2
     handler_timeout_s: Seconds | None = None
     shutdown_timeout_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0

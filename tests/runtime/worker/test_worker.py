@@ -276,3 +276,11 @@ async def test_deadline_exit_code(
 def test_worker_config_bounds(options: dict[str, float]) -> None:
     with pytest.raises(ValidationFailed):
         worker_config(**options)
+
+
+def test_default_lease_ahead_is_bounded_by_the_lease_batch() -> None:
+    config = WorkerConfig()
+    pipeline = config.pipeline_config()
+    assert pipeline.lease_batch == config.lease_batch == 256
+    # Held in memory at most: two per partition plus one lease batch ahead.
+    assert pipeline.capacity == 2 * config.concurrency + config.lease_batch
