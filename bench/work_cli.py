@@ -40,6 +40,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from pipeline_throughput import queue_e2e
 from queue_throughput import PAYLOAD, consume, enqueue_all
 
 from runtime.store import StoreConfig, open_store
@@ -81,18 +82,6 @@ def queue_drain(db: Path, n: int) -> float:
             await enqueue_all(store, n, 4, 100)
             t = time.perf_counter()
             await consume(store, n, 1, 100, False)
-            return n / (time.perf_counter() - t)
-
-    return trio.run(main)
-
-
-def queue_e2e(db: Path, n: int) -> float:
-    async def main() -> float:
-        async with open_store(db, StoreConfig()) as store:
-            t = time.perf_counter()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(enqueue_all, store, n, 4, 100)
-                nursery.start_soon(consume, store, n, 4, 100, False)
             return n / (time.perf_counter() - t)
 
     return trio.run(main)
@@ -167,7 +156,7 @@ def main() -> None:
 
         steps: list[tuple[str, Callable[[], float | None]]] = [
             ("queue drain (lease 100 + ack_many)", lambda: queue_drain(fresh(), n)),
-            ("queue e2e (4 producers, 4 consumers)", lambda: queue_e2e(fresh(), n)),
+            ("queue e2e (4 producers, 4 consumers)", lambda: trio.run(queue_e2e, fresh(), n)),
             ("garrison work, async no-op", lambda: work("benchhandlers:anoop")),
             ("garrison work, sync no-op", lambda: work("benchhandlers:noop")),
         ]
