@@ -36,6 +36,12 @@ class AdminEngine(GroupEngine):
             raise ChildNotFound(f"supervisor {self.name!r} has no child {child_id!r}")
         return child
 
+    def _get_stopped(self, child_id: str) -> Child:
+        child = self._get(child_id)
+        if child.current is not None:
+            raise ChildRunning(f"supervisor {self.name!r}: child {child_id!r} is running")
+        return child
+
     def count_children(self) -> ChildCounts:
         return ChildCounts(
             specs=len(self.children),
@@ -97,17 +103,12 @@ class AdminEngine(GroupEngine):
         assert self._lock is not None
         async with self._lock:
             await self._await_group()
-            child = self._get(child_id)
-            if child.current is not None:
-                raise ChildRunning(f"supervisor {self.name!r}: child {child_id!r} is running")
-            await self._start_new(child)
+            await self._start_new(self._get_stopped(child_id))
 
     async def delete_child(self, child_id: str) -> None:
         self._require_running()
         assert self._lock is not None
         async with self._lock:
             await self._await_group()
-            child = self._get(child_id)
-            if child.current is not None:
-                raise ChildRunning(f"supervisor {self.name!r}: child {child_id!r} is running")
+            self._get_stopped(child_id)
             del self.children[child_id]
