@@ -27,7 +27,7 @@ class AdminEngine(GroupEngine):
         return self.max_children is not None
 
     def _require_running(self) -> None:
-        if self._tg is None or self._closing:
+        if not self.running:
             raise SupervisorNotRunning(f"supervisor {self.name!r} is not running")
 
     def _get(self, child_id: str) -> Child:
