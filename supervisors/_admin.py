@@ -27,13 +27,19 @@ class AdminEngine(GroupEngine):
         return self.max_children is not None
 
     def _require_running(self) -> None:
-        if self._tg is None or self._closing:
+        if not self.running:
             raise SupervisorNotRunning(f"supervisor {self.name!r} is not running")
 
     def _get(self, child_id: str) -> Child:
         child = self.children.get(child_id)
         if child is None:
             raise ChildNotFound(f"supervisor {self.name!r} has no child {child_id!r}")
+        return child
+
+    def _get_stopped(self, child_id: str) -> Child:
+        child = self._get(child_id)
+        if child.current is not None:
+            raise ChildRunning(f"supervisor {self.name!r}: child {child_id!r} is running")
         return child
 
     def count_children(self) -> ChildCounts:
@@ -97,17 +103,12 @@ class AdminEngine(GroupEngine):
         assert self._lock is not None
         async with self._lock:
             await self._await_group()
-            child = self._get(child_id)
-            if child.current is not None:
-                raise ChildRunning(f"supervisor {self.name!r}: child {child_id!r} is running")
-            await self._start_new(child)
+            await self._start_new(self._get_stopped(child_id))
 
     async def delete_child(self, child_id: str) -> None:
         self._require_running()
         assert self._lock is not None
         async with self._lock:
             await self._await_group()
-            child = self._get(child_id)
-            if child.current is not None:
-                raise ChildRunning(f"supervisor {self.name!r}: child {child_id!r} is running")
+            self._get_stopped(child_id)
             del self.children[child_id]

@@ -47,11 +47,10 @@ from opentelemetry import metrics, trace
 
 from policies import ValidationFailed, check_bounds
 from supervisors._child import ChildSpec, Restart
-from supervisors._telemetry import logger
+from supervisors._telemetry import _SCOPE, logger
 
 __all__ = ["LoopBlockage", "LoopWatch", "LoopWatchConfig", "LoopWatchStatistics"]
 
-_SCOPE = "garrison.supervisors"
 
 BLOCKED_EVENT = "garrison.loop.blocked"
 RECOVERED_EVENT = "garrison.loop.recovered"
