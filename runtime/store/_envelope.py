@@ -37,9 +37,6 @@ class ItemState(enum.StrEnum):
     ARCHIVED = "archived"
 
 
-READY_STATES = (ItemState.ENQUEUED, ItemState.RETRY_SCHEDULED)
-
-
 class DeadReason(enum.StrEnum):
     """Why an item became a dead letter."""
 

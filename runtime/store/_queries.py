@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 from policies import RetentionCutoffs
-from runtime._errors import ItemNotFound
+from runtime.store import _rules as rules
 from runtime.store._backend import DeadLetterQuery, EventQuery
 from runtime.store._envelope import DeadLetter, ItemState, WorkItem
 from runtime.store._records import AuditEvent, PurgeResult, QueueMetrics
@@ -21,12 +21,18 @@ from runtime.store._rows import (
 )
 
 
-def get_item(conn: sqlite3.Connection, item_id: str) -> WorkItem:
-    """The item with ``item_id``."""
+def select_item(conn: sqlite3.Connection, item_id: str) -> WorkItem | None:
+    """The row of ``item_id``, or None."""
     row = conn.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchone()
-    if row is None:
-        raise ItemNotFound(f"no work item with id {item_id!r}")
-    return item_from_row(row)
+    return None if row is None else item_from_row(row)
+
+
+def get_item(conn: sqlite3.Connection, item_id: str) -> WorkItem:
+    """The item with ``item_id``. Raises ItemNotFound."""
+    item = select_item(conn, item_id)
+    if item is None:
+        raise rules.missing(item_id)
+    return item
 
 
 def list_items(
@@ -54,7 +60,7 @@ def get_dead_letter(conn: sqlite3.Connection, item_id: str) -> DeadLetter:
         (item_id,),
     ).fetchone()
     if row is None:
-        raise ItemNotFound(f"no dead letter with id {item_id!r}")
+        raise rules.missing(item_id, dead_letter=True)
     return dead_letter_from_row(row)
 
 

@@ -18,6 +18,7 @@ import msgspec
 from runtime.store import _rules as rules
 from runtime.store._backend import Admitted, ById, Changed, Decide, Expired, Pick
 from runtime.store._envelope import ItemState, WorkItem, new_id
+from runtime.store._queries import select_item
 from runtime.store._records import EnqueueResult
 from runtime.store._rows import ITEM_COLUMNS, encode_trace, item_from_row
 
@@ -71,12 +72,6 @@ def audit(
             None if detail is None else msgspec.json.encode(detail).decode(),
         ),
     )
-
-
-def select_item(conn: sqlite3.Connection, item_id: str) -> WorkItem | None:
-    """The row of ``item_id``, or None."""
-    row = conn.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchone()
-    return None if row is None else item_from_row(row)
 
 
 def enqueue_many(
