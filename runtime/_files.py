@@ -168,9 +168,9 @@ def atomic_private_file(final: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         raise
 
 
-def fsync_dir(folder: str | os.PathLike[str]) -> None:
-    """Flush a folder's entries (a rename into it) to disk."""
-    fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file, or a folder's entries (a rename into it), to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:

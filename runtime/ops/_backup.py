@@ -23,7 +23,13 @@ from pathlib import Path
 import msgspec
 
 from runtime._errors import NotADatabase, ValidationFailed
-from runtime._files import atomic_private_file, create_private, ensure_private_dir, private_temp_dir
+from runtime._files import (
+    atomic_private_file,
+    create_private,
+    ensure_private_dir,
+    fsync_path,
+    private_temp_dir,
+)
 from runtime.ops._connect import items_by_state, open_db, row_counts, sqlite_errors
 from runtime.ops._errors import BackupRefused
 from runtime.store.sqlite import EXPECTED_TABLES, SCHEMA_VERSION, check_path
@@ -179,14 +185,6 @@ def _free_name(dest: Path, db: Path, at: float) -> Path:
     return candidate
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def backup(
     db: Path,
     dest: Path,
@@ -220,7 +218,7 @@ def backup(
         os.close(create_private(partial))
         try:
             rows, items, version = _copy(db, partial, progress, step_pages)
-            _fsync(partial)
+            fsync_path(partial)
         except NotADatabase as exc:
             if "no backup was written" in str(exc):
                 raise
@@ -243,7 +241,7 @@ def backup(
     target = manifest_path(final)
     with atomic_private_file(target) as fh:
         fh.write(msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
-    _fsync(folder)
+    fsync_path(folder)
     pruned: list[Path] = []
     if retention_days is not None:
         pruned = prune_backups(folder, db, now=now, retention_days=retention_days, keep=final)

@@ -33,10 +33,9 @@ from pathlib import Path
 import msgspec
 
 from runtime._errors import NotADatabase, ValidationFailed
-from runtime._files import FILE_MODE, make_private
+from runtime._files import FILE_MODE, fsync_path, make_private
 from runtime.ops._backup import (
     BackupManifest,
-    _fsync,
     is_garrison_schema,
     sha256_file,
     stamp,
@@ -226,7 +225,7 @@ def _swap(
         raise
     kept = _move_aside(db, clock())
     os.replace(staging, db)
-    _fsync(db.parent)
+    fsync_path(db.parent)
     try:
         rows = _confirm(db, manifest, clock)
     except Exception as exc:

@@ -8,6 +8,7 @@ on an explicit operator action.
 from __future__ import annotations
 
 import collections
+from collections.abc import Mapping
 
 import msgspec
 
@@ -72,12 +73,9 @@ class TopReader:
         for state in (ItemState.ENQUEUED, ItemState.RETRY_SCHEDULED, ItemState.LEASED):
             items = await store.items(state, limit=sample)
             total = metrics.depth.get(state.value, 0)
-            counts = scaled_counts((i.topic for i in items), total, len(items) >= sample)
-            for topic, est in counts.items():
-                before = depth_by_topic.get(topic, Estimate(0.0))
-                depth_by_topic[topic] = Estimate(
-                    before.value + est.value, before.exact and est.exact
-                )
+            _add(
+                depth_by_topic, scaled_counts((i.topic for i in items), total, len(items) >= sample)
+            )
             if state is ItemState.ENQUEUED:
                 # Lowest sequence first: the sample starts with the longest waiting items.
                 ready = [now - i.available_at for i in items if i.available_at <= now]
@@ -92,11 +90,10 @@ class TopReader:
             ("dead_lettered", metrics.dead_letters),
         ):
             rows = await store.events(kind=kind, since=since, limit=sample)
-            for topic, est in scaled_counts(
-                (e.topic or "?" for e in rows), float(total), len(rows) >= sample
-            ).items():
-                before = failures.get(topic, Estimate(0.0))
-                failures[topic] = Estimate(before.value + est.value, before.exact and est.exact)
+            _add(
+                failures,
+                scaled_counts((e.topic or "?" for e in rows), float(total), len(rows) >= sample),
+            )
         pressure = await self._read_pressure()
         topics = topic_rows(
             now=now,
@@ -225,6 +222,13 @@ class TopReader:
             InvalidTransition: it is archived already.
         """
         await self.store.archive(item_id)
+
+
+def _add(into: dict[str, Estimate], counts: Mapping[str, Estimate]) -> None:
+    """Add per-topic ``counts`` into ``into``; a sum is exact only if both parts are."""
+    for topic, est in counts.items():
+        before = into.get(topic, Estimate(0.0))
+        into[topic] = Estimate(before.value + est.value, before.exact and est.exact)
 
 
 def preview(payload: bytes, limit: int) -> str:
