@@ -14,11 +14,16 @@ def build(cls: type[T], **options: Any) -> T:
     """``cls(**options)`` with a typed error: a config struct's ``ValueError``/``TypeError``
     becomes :class:`ValidationFailed` (so the CLI reports it as bad input, exit 2).
 
+    A :class:`ValidationFailed` the struct raised itself passes through as it is (its
+    ``field`` kept).
+
     Raises:
         ValidationFailed: an option is out of bounds or of the wrong type.
     """
     try:
         return cls(**options)
+    except ValidationFailed:
+        raise
     except (ValueError, TypeError) as exc:
         raise ValidationFailed(str(exc)) from exc
 

@@ -7,7 +7,6 @@ configured from the options through :class:`runtime.worker.WorkerConfig`.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import sys
@@ -33,19 +32,13 @@ from runtime.cli._telemetry_cli import (
     with_telemetry,
 )
 from runtime.pipeline import Pipeline, load_handler
+from runtime.pipeline._handler import is_async
 from runtime.store import StoreConfig, Synchronous, open_store
 from runtime.worker import run_until_signalled, worker_config
 from supervisors import LoopWatchConfig
 
 ASYNC_CONCURRENCY = 8
 """``--concurrency`` for an async handler when not given."""
-
-
-def _is_async(fn: object) -> bool:
-    """Whether ``fn`` (a function or a callable object) is called with ``await``."""
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - a callable object's method is what runs
-    )
 
 
 def work(
@@ -153,7 +146,7 @@ def work(
         fn = load_handler(handler)
         if concurrency is None:
             # Clamped: an out-of-bounds --threads is reported as such, just below.
-            concurrency = ASYNC_CONCURRENCY if _is_async(fn) else max(1, min(threads, 10_000))
+            concurrency = ASYNC_CONCURRENCY if is_async(fn) else max(1, min(threads, 10_000))
         config = worker_config(
             concurrency=concurrency,
             lease_s=lease_seconds,

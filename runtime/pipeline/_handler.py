@@ -28,6 +28,7 @@ __all__ = [
     "adapt_handler",
     "default_owner",
     "failure_from",
+    "is_async",
     "load_callable",
     "load_handler",
     "takes_context",
@@ -137,8 +138,9 @@ def takes_context(handler: Handler) -> bool:
     return positional >= 2 or varargs
 
 
-def _is_async(handler: Handler) -> bool:
-    # Objects with an async __call__ count as async handlers too.
+def is_async(handler: Handler) -> bool:
+    """Whether ``handler`` is called with ``await`` (objects with an async ``__call__``
+    count too)."""
     return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004
     )
@@ -154,7 +156,7 @@ def adapt_handler(handler: Handler, threads: ThreadPool) -> AsyncHandler:
         ValidationFailed: as :func:`takes_context`.
     """
     context = takes_context(handler)
-    if _is_async(handler):
+    if is_async(handler):
         if context:
             return handler  # type: ignore[return-value]
         item_only: Callable[[WorkItem], Awaitable[Any]] = handler  # type: ignore[assignment]

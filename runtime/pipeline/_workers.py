@@ -109,7 +109,6 @@ class Workers:
         # Bound to the running event loop by bind().
         self._clock: Callable[[], float] = time.monotonic
         self._cancelled: type[BaseException] = BaseException
-        self.timeouts = 0
         #: Strict order: items let go of because ``max_held`` items were parked already.
         self.let_go = 0
 

@@ -15,8 +15,9 @@ import anyio
 import msgspec
 from anyio.abc import TaskStatus
 
-from policies import ValidationFailed, check_bounds
+from policies import check_bounds
 from runtime import telemetry
+from runtime._structure import build
 from runtime.pipeline import Handler, Pipeline, PipelineConfig, SettledHook
 from runtime.store import Store
 
@@ -200,7 +201,4 @@ def worker_config(**options: Any) -> WorkerConfig:
     Raises:
         ValidationFailed: an option is out of bounds or of the wrong type.
     """
-    try:
-        return WorkerConfig(**options)
-    except TypeError as exc:
-        raise ValidationFailed(str(exc)) from exc
+    return build(WorkerConfig, **options)
