@@ -208,6 +208,7 @@ EXPORTS: dict[str, list[str]] = {
         "default_worker_restarts",
         "effect_key",
         "failure_from",
+        "is_async",
         "load_callable",
         "load_handler",
         "origin_id",

@@ -31,8 +31,7 @@ from runtime.cli._telemetry_cli import (
     options_from,
     with_telemetry,
 )
-from runtime.pipeline import Pipeline, load_handler
-from runtime.pipeline._handler import is_async
+from runtime.pipeline import Pipeline, is_async, load_handler
 from runtime.store import StoreConfig, Synchronous, open_store
 from runtime.worker import run_until_signalled, worker_config
 from supervisors import LoopWatchConfig
